@@ -1,0 +1,1 @@
+"""skywatch: flag current drone, missile and air-defence reports in watched regions."""

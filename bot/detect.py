@@ -1,0 +1,462 @@
+"""Detection: does a post report a current attack in a region, and why (a pure function).
+
+One Aho-Corasick pass over the folded text finds every lexicon term and every place form.
+Posts with no attack term leave right there; the rest go through these steps:
+
+1. vetoes: drills, denials, fireworks and controlled blasts void the post or its explosion
+   terms; past events, court cases, statistics, instructions and civil drone news void the
+   sentence they stand in; a figurative complement («взрыв эмоций») or a quoted title voids
+   one term;
+2. kinds: what is left, with air-defence verbs («сбиты», «перехвачены») counted only beside
+   a weapon, and «обстрел» only beside another kind;
+3. places: a name must be capitalised (or a hashtag); a weak name («Мирный», «Владимир»)
+   needs a cue (a preposition, «посёлок»...); an adjective («Туапсинский») needs a noun
+   like «НПЗ» or «район»; names in quotes or next to «улица», «шоссе», «ФК» are not places;
+4. regions: names of several regions are settled by the other places in the post, then by
+   population (one at least ten times larger); the rest stay unresolved. Places come from
+   the sentences that report the event, or from the whole post when those name none.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import ahocorasick
+
+from bot.gazetteer import ADJECTIVE, MODES, NAME, SHORT, WEAK, Gazetteer, PlaceForm
+from bot.lexicon import Lexicon, Term
+from bot.models import Detection, Evidence, Kind
+from bot.text import fold, is_word_char
+
+__all__ = ["Detector"]
+
+KIND_ORDER = (Kind.EXPLOSION, Kind.DRONE, Kind.MISSILE, Kind.AIR_DEFENSE)
+WEAPON_CATEGORIES = frozenset({"drone", "missile", "air_defense"})
+STRONG_KIND_CATEGORIES = frozenset({"explosion", "drone", "missile", "air_defense"})
+POST_VETOES_VOID_ALL = frozenset({"drill", "denial"})
+POST_VETOES_VOID_EXPLOSIONS = frozenset({"fireworks", "controlled"})
+SENTENCE_VETO_DRONES_ONLY = "civil_drone"
+# A name at least this much larger than the other candidates wins an ambiguity.
+POPULATION_DOMINANCE = 10
+# Lower-case names still count when they are this long (chat posts skip capitals).
+LOWERCASE_NAME_MIN_LENGTH = 7
+FIGURATIVE_WINDOW = 4  # tokens after an explosion word that may make it figurative
+QUOTED_MAX_WORDS = 5  # a quoted title: «Взрыв», «Бомба замедленного действия»
+ADJECTIVE_ENDINGS = ("ий", "ый", "ого", "ом", "ой", "ая", "ую", "ое", "ые", "их")
+DISTRICT_NOUNS = ("район", "округ", "district")
+RULE_OF_MODE = {NAME: "name", SHORT: "short_name", WEAK: "weak_name", ADJECTIVE: "adjective"}
+ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им", "обл", "р-н", "с", "х", "м"})
+
+TOKEN_RE = re.compile(r"\w[\w'-]*")
+YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20\d\d)(?!\d)")
+HASHTAG_RE = re.compile(r"#(\w+)")
+CAMEL_RE = re.compile(r"[A-ZА-ЯЁІЇЄҐ][a-zа-яёіїєґ']*|[a-zа-яёіїєґ']+|\d+")
+SENTENCE_END_RE = re.compile(r"[.!?…]+(?=\s)|\n+")
+QUOTE_RE = re.compile(r"«[^«»]*»|“[^“”]*”|\"[^\"]*\"")
+
+KIND_OF_CATEGORY = {
+    "explosion": Kind.EXPLOSION,
+    "explosion_weak": Kind.EXPLOSION,
+    "drone": Kind.DRONE,
+    "missile": Kind.MISSILE,
+    "air_defense": Kind.AIR_DEFENSE,
+    "ad_action": Kind.AIR_DEFENSE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """What one automaton key stands for."""
+
+    length: int
+    terms: tuple[Term, ...]
+    places: tuple[PlaceForm, ...]
+
+
+@dataclass(slots=True)
+class _Hit:
+    """A term found in the text."""
+
+    category: str
+    start: int
+    end: int
+    sentence: int
+
+
+@dataclass(slots=True)
+class _PlaceHit:
+    """A place form found in the text, with the regions it may stand for."""
+
+    start: int
+    end: int
+    sentence: int
+    forms: tuple[PlaceForm, ...]
+    rule: str
+    district: bool = False  # «в Киевском районе»: may be a district of a city named elsewhere
+    regions: tuple[str, ...] = ()
+
+
+class _Text:
+    """The folded text of one post with its tokens, sentences and quotes."""
+
+    def __init__(self, original: str, folded: str) -> None:
+        self.original = original
+        self.folded = folded
+        self.tokens = [(m.start(), m.end()) for m in TOKEN_RE.finditer(folded)]
+        self._token_starts = [start for start, _ in self.tokens]
+        self.sentence_starts = [0]
+        for match in SENTENCE_END_RE.finditer(folded):
+            if match.group().startswith("\n") or self._ends_sentence(match.start(), match.end()):
+                self.sentence_starts.append(match.end())
+        self.quotes = [
+            (m.start(), m.end())
+            for m in QUOTE_RE.finditer(folded)
+            if len(TOKEN_RE.findall(m.group())) <= QUOTED_MAX_WORDS
+        ]
+
+    def _ends_sentence(self, dot: int, after: int) -> bool:
+        rest = self.original[after:].lstrip()
+        if not rest or not (rest[0].isupper() or not rest[0].isalpha()):
+            return False
+        index = self.token_index_before(dot)
+        if index is not None:
+            start, end = self.tokens[index]
+            if end == dot and self.folded[start:end] in ABBREVIATIONS:
+                return False
+        return True
+
+    def sentence_of(self, position: int) -> int:
+        """Return the index of the sentence holding a position."""
+        return bisect.bisect_right(self.sentence_starts, position) - 1
+
+    def token_index_before(self, position: int) -> int | None:
+        """Return the index of the last token ending at or before a position."""
+        index = bisect.bisect_right(self._token_starts, position - 1) - 1
+        while index >= 0 and self.tokens[index][1] > position:
+            index -= 1
+        return index if index >= 0 else None
+
+    def token_index_after(self, position: int) -> int | None:
+        """Return the index of the first token starting at or after a position."""
+        index = bisect.bisect_left(self._token_starts, position)
+        return index if index < len(self.tokens) else None
+
+    def token(self, index: int | None) -> str:
+        """Return the folded text of a token ('' when there is none)."""
+        if index is None or not 0 <= index < len(self.tokens):
+            return ""
+        start, end = self.tokens[index]
+        return self.folded[start:end]
+
+    def next_tokens(self, position: int, count: int) -> list[str]:
+        """Return up to `count` tokens after a position, within its sentence."""
+        first = self.token_index_after(position)
+        if first is None:
+            return []
+        sentence = self.sentence_of(position)
+        out = []
+        for index in range(first, min(first + count, len(self.tokens))):
+            if self.sentence_of(self.tokens[index][0]) != sentence:
+                break
+            out.append(self.token(index))
+        return out
+
+    def in_quotes(self, start: int, end: int) -> bool:
+        """Return True when a span lies inside a short quotation."""
+        return any(q_start < start and end < q_end for q_start, q_end in self.quotes)
+
+
+class Detector:
+    """Decide whether posts report a current attack, and where; deterministic, no I/O."""
+
+    def __init__(self, lexicon: Lexicon, gazetteer: Gazetteer) -> None:
+        self.lexicon = lexicon
+        self.gazetteer = gazetteer
+        self._anchor = lexicon.token_sets["anchor"]
+        self._street = lexicon.token_sets["street"]
+        self._cue = lexicon.token_sets["cue"]
+        self._figurative = lexicon.token_sets["figurative_next"]
+        self._civil_next = lexicon.token_sets["civil_next"]
+        keys = set(lexicon.terms) | set(gazetteer.forms)
+        self._automaton = ahocorasick.Automaton()
+        for key in keys:
+            entry = _Entry(
+                len(key), tuple(lexicon.terms.get(key, ())), gazetteer.forms.get(key, ())
+            )
+            self._automaton.add_word(key, entry)
+        self._automaton.make_automaton()
+
+    @classmethod
+    def load(cls) -> Detector:
+        """Build a detector from the packaged lexicon and gazetteer."""
+        return cls(Lexicon.load(), Gazetteer.load())
+
+    # ------------------------------------------------------------------ matching
+
+    def _scan(self, folded: str) -> tuple[list[tuple[int, int, Term]], list[tuple[int, int, _Entry]]]:
+        terms: list[tuple[int, int, Term]] = []
+        places: list[tuple[int, int, _Entry]] = []
+        size = len(folded)
+        for last, entry in self._automaton.iter(folded):
+            start, end = last - entry.length + 1, last + 1
+            if is_word_char(folded[start]) and start > 0 and is_word_char(folded[start - 1]):
+                continue
+            whole = end == size or not is_word_char(folded[last]) or not is_word_char(folded[end])
+            for term in entry.terms:
+                if term.prefix or whole:
+                    terms.append((start, end, term))
+            if entry.places and whole:
+                places.append((start, end, entry))
+        return terms, places
+
+    def detect(self, text: str, date: datetime | None = None) -> Detection:
+        """Return what the post reports; `date` (the post's own) dates «в 2023 году» as past."""
+        folded = fold(text)
+        raw_terms, raw_places = self._scan(folded)
+        if not any(
+            term.category in KIND_OF_CATEGORY or term.category == "all_clear"
+            for _, _, term in raw_terms
+        ):
+            return Detection()
+        doc = _Text(text, folded)
+        hits = [_Hit(t.category, s, e, doc.sentence_of(s)) for s, e, t in raw_terms]
+
+        rejected: set[str] = set()
+        evidence: list[Evidence] = []
+        post_vetoes = {h.category.split(":", 1)[1] for h in hits if h.category.startswith("veto_post:")}
+        sentence_vetoes: dict[int, set[str]] = {}
+        for hit in hits:
+            if hit.category.startswith("veto_sentence:"):
+                sentence_vetoes.setdefault(hit.sentence, set()).add(hit.category.split(":", 1)[1])
+        if date is not None:
+            for match in YEAR_RE.finditer(folded):
+                if int(match.group()) < date.year:
+                    sentence_vetoes.setdefault(doc.sentence_of(match.start()), set()).add("past")
+        for hit in hits:
+            if hit.category.startswith(("veto_post:", "veto_sentence:")):
+                evidence.append(self._evidence(doc, hit, f"veto:{hit.category.split(':', 1)[1]}"))
+
+        kind_hits: list[_Hit] = []
+        clear_hits: list[_Hit] = []
+        for hit in hits:
+            if hit.category not in KIND_OF_CATEGORY and hit.category != "all_clear":
+                continue
+            reason = self._veto_reason(doc, hit, post_vetoes, sentence_vetoes.get(hit.sentence, set()))
+            if reason:
+                rejected.add(reason)
+            elif hit.category == "all_clear":
+                clear_hits.append(hit)
+            else:
+                kind_hits.append(hit)
+        kind_hits = self._settle_kinds(kind_hits)
+        if not kind_hits and not clear_hits:
+            return Detection(evidence=tuple(evidence), rejected=tuple(sorted(rejected)))
+
+        place_hits = self._places(doc, raw_places)
+        self._resolve(place_hits)
+        event_sentences = {h.sentence for h in kind_hits} | {h.sentence for h in clear_hits}
+        quiet = {h.sentence for h in hits if h.category == "quiet"} - event_sentences
+        chosen = [p for p in place_hits if p.sentence in event_sentences and p.regions]
+        if not chosen:
+            chosen = [p for p in place_hits if p.sentence not in quiet and p.regions]
+        regions = _unique(region for p in chosen for region in p.regions)
+
+        clear_sentences = {h.sentence for h in clear_hits}
+        alert_hits = [h for h in kind_hits if h.sentence not in clear_sentences]
+        all_clear = bool(clear_hits) and not alert_hits
+        used = kind_hits if all_clear else alert_hits
+        kinds = tuple(k.value for k in KIND_ORDER if any(KIND_OF_CATEGORY[h.category] == k for h in used))
+
+        evidence += [self._evidence(doc, h, f"term:{h.category}", KIND_OF_CATEGORY[h.category]) for h in kind_hits]
+        evidence += [self._evidence(doc, h, "term:all_clear") for h in clear_hits]
+        for place in place_hits:
+            for region in place.regions or ("",):
+                name = _place_name(place.forms, region)
+                evidence.append(
+                    Evidence(
+                        rule=place.rule if place.regions else "place:ambiguous",
+                        text=text[place.start : place.end],
+                        start=place.start,
+                        end=place.end,
+                        region=region or None,
+                        place=name,
+                    )
+                )
+        evidence.sort(key=lambda e: (e.start, e.rule))
+        if kinds and not regions:
+            rejected.add("no_region")
+        if regions and not all_clear:
+            rejected.clear()  # what voided some terms does not void the report that is left
+        score = min(1.0, 0.35 * len({h.category for h in used}) + 0.2 * len(chosen)) if kinds else 0.0
+        return Detection(
+            kinds=kinds,
+            regions=regions,
+            evidence=tuple(evidence),
+            all_clear=all_clear,
+            score=round(score, 2),
+            rejected=tuple(sorted(rejected)),
+        )
+
+    # ------------------------------------------------------------------ kinds
+
+    def _veto_reason(self, doc: _Text, hit: _Hit, post: set[str], sentence: set[str]) -> str | None:
+        explosion = hit.category in ("explosion", "explosion_weak")
+        if post & POST_VETOES_VOID_ALL:
+            return sorted(post & POST_VETOES_VOID_ALL)[0]
+        if explosion and post & POST_VETOES_VOID_EXPLOSIONS:
+            return sorted(post & POST_VETOES_VOID_EXPLOSIONS)[0]
+        general = sentence - {SENTENCE_VETO_DRONES_ONLY}
+        if general:
+            return sorted(general)[0]
+        if hit.category == "drone" and SENTENCE_VETO_DRONES_ONLY in sentence:
+            return SENTENCE_VETO_DRONES_ONLY
+        if explosion and doc.in_quotes(hit.start, hit.end):
+            return "quoted"
+        if explosion and any(t in self._figurative for t in doc.next_tokens(hit.end, FIGURATIVE_WINDOW)):
+            return "figurative"
+        if hit.category == "drone" and any(t in self._civil_next for t in doc.next_tokens(hit.end, 1)):
+            return SENTENCE_VETO_DRONES_ONLY
+        return None
+
+    @staticmethod
+    def _settle_kinds(hits: list[_Hit]) -> list[_Hit]:
+        """Keep air-defence verbs beside a weapon and «обстрел» beside another kind."""
+        weapon_sentences = {h.sentence for h in hits if h.category in WEAPON_CATEGORIES}
+        kept = [h for h in hits if h.category != "ad_action" or h.sentence in weapon_sentences]
+        strong = any(h.category in STRONG_KIND_CATEGORIES for h in kept)
+        return [h for h in kept if h.category != "explosion_weak" or strong]
+
+    # ------------------------------------------------------------------ places
+
+    def _places(self, doc: _Text, raw: Sequence[tuple[int, int, _Entry]]) -> list[_PlaceHit]:
+        # Longest match wins: «Ростове-на-Дону» over «Ростове», «Красном Сулине» over «Сулине».
+        taken: list[tuple[int, int]] = []
+        hits: list[_PlaceHit] = []
+        for start, end, entry in sorted(raw, key=lambda item: (-(item[1] - item[0]), item[0])):
+            if any(start < t_end and t_start < end for t_start, t_end in taken):
+                continue
+            accepted, district = self._accept(doc, start, end, entry.places)
+            if accepted:
+                taken.append((start, end))
+                strongest = min((f.mode for f in accepted), key=MODES.index)
+                rule = "place:" + RULE_OF_MODE[strongest]
+                hits.append(
+                    _PlaceHit(start, end, doc.sentence_of(start), accepted, rule, district)
+                )
+        hits.extend(self._hashtags(doc, taken))
+        hits.sort(key=lambda h: h.start)
+        return hits
+
+    def _accept(
+        self, doc: _Text, start: int, end: int, forms: Iterable[PlaceForm]
+    ) -> tuple[tuple[PlaceForm, ...], bool]:
+        """Return the forms that count here, and whether they name a district («районе»)."""
+        if doc.in_quotes(start, end):
+            return (), False
+        before = doc.token(doc.token_index_before(start))
+        after_index = doc.token_index_after(end)
+        after = doc.token(after_index)
+        if before in self._street or after in self._street:
+            return (), False
+        first = doc.original[start]
+        capital = first.isupper() or (start > 0 and doc.original[start - 1] == "#")
+        anchor = after
+        if after.endswith(ADJECTIVE_ENDINGS) and after_index is not None:
+            anchor = doc.token(after_index + 1)  # «Туапсинский нефтеперерабатывающий завод»
+        anchored = after in self._anchor or anchor in self._anchor
+        district = anchored and (anchor or after).startswith(DISTRICT_NOUNS)
+        cue = before in self._cue
+        accepted = []
+        for form in forms:
+            if form.mode == ADJECTIVE:
+                ok = anchored
+            elif form.mode == WEAK:  # SHORT counts as a name
+                ok = capital and (cue or anchored)
+            else:
+                ok = capital or (end - start >= LOWERCASE_NAME_MIN_LENGTH and first.isalpha())
+            if ok:
+                accepted.append(form)
+        return tuple(accepted), district
+
+    def _hashtags(self, doc: _Text, taken: list[tuple[int, int]]) -> list[_PlaceHit]:
+        hits = []
+        for match in HASHTAG_RE.finditer(doc.original):
+            start, end = match.span()
+            if any(start < t_end and t_start < end for t_start, t_end in taken):
+                continue
+            parts = CAMEL_RE.findall(match.group(1))
+            for key in {fold("-".join(parts)), fold(" ".join(parts))}:
+                forms = tuple(
+                    f for f in self.gazetteer.forms.get(key, ()) if f.mode in (NAME, SHORT)
+                )
+                if forms:
+                    hits.append(_PlaceHit(start, end, doc.sentence_of(start), forms, "place:hashtag"))
+                    break
+        return hits
+
+    def _resolve(self, hits: list[_PlaceHit]) -> None:
+        """Give each place hit its region, settling names shared by several regions.
+
+        In order: the only region; the region of another place in the post; the only region
+        named by the strongest kind of form (a full name beats a short or weak one); a region
+        whose place is ten times larger than the others'. A district («в Киевском районе») is
+        settled by context alone, and not at all when the post names a town elsewhere.
+        """
+        context: set[str] = set()
+        for hit in hits:
+            regions = {form.place.region for form in hit.forms}
+            if len(regions) == 1 and not hit.district:
+                hit.regions = tuple(regions)
+                context |= regions
+        for hit in hits:
+            if hit.regions:
+                continue
+            regions = {form.place.region for form in hit.forms}
+            in_context = regions & context
+            if hit.district:
+                if len(in_context) == 1 or (not context and len(regions) == 1):
+                    hit.regions = tuple(in_context or regions)
+                continue
+            if len(in_context) == 1:
+                hit.regions = tuple(in_context)
+                continue
+            strongest = min((form.mode for form in hit.forms), key=MODES.index)
+            best = {form.place.region for form in hit.forms if form.mode == strongest}
+            if len(best) == 1:
+                hit.regions = tuple(best)
+                continue
+            largest: dict[str, int] = {}
+            for form in hit.forms:
+                region = form.place.region
+                largest[region] = max(largest.get(region, 0), form.place.population)
+            ranked = sorted(largest.items(), key=lambda item: -item[1])
+            if ranked[0][1] >= POPULATION_DOMINANCE * max(ranked[1][1], 1):
+                hit.regions = (ranked[0][0],)
+
+    @staticmethod
+    def _evidence(doc: _Text, hit: _Hit, rule: str, kind: Kind | None = None) -> Evidence:
+        return Evidence(
+            rule=rule,
+            text=doc.original[hit.start : hit.end],
+            start=hit.start,
+            end=hit.end,
+            kind=kind.value if kind else None,
+        )
+
+
+def _place_name(forms: Sequence[PlaceForm], region: str) -> str:
+    for form in sorted(forms, key=lambda f: (MODES.index(f.mode), -f.place.population)):
+        if not region or form.place.region == region:
+            return form.place.ru
+    return forms[0].place.ru
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return tuple(seen)

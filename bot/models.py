@@ -1,0 +1,87 @@
+"""Domain dataclasses shared by every stage: Post, Evidence, Detection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+__all__ = ["Detection", "Evidence", "Kind", "Post"]
+
+
+class Kind(StrEnum):
+    """What a post reports."""
+
+    EXPLOSION = "explosion"
+    DRONE = "drone"
+    MISSILE = "missile"
+    AIR_DEFENSE = "air_defense"
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One channel post, as the pipeline sees it (text flattened, dates in UTC)."""
+
+    channel_id: int
+    id: int
+    date: datetime
+    text: str
+    edit_date: datetime | None = None
+    forwarded_from: str | None = None
+    grouped_id: int | None = None
+    reply_to: int | None = None
+    channel_username: str | None = None
+    channel_title: str | None = None
+
+    @property
+    def link(self) -> str | None:
+        """Return the public t.me link of the post, if the channel has a username."""
+        if not self.channel_username:
+            return None
+        return f"https://t.me/{self.channel_username}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One matched span of a post and the rule that used it."""
+
+    rule: str
+    text: str
+    start: int
+    end: int
+    kind: str | None = None
+    region: str | None = None
+    place: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the evidence as a JSON-ready dict, leaving out empty fields."""
+        out: dict[str, object] = {
+            "rule": self.rule,
+            "text": self.text,
+            "span": [self.start, self.end],
+        }
+        if self.kind:
+            out["kind"] = self.kind
+        if self.region:
+            out["region"] = self.region
+        if self.place:
+            out["place"] = self.place
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """The verdict on one post: what it reports, where, and why."""
+
+    kinds: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    all_clear: bool = False
+    score: float = 0.0
+    # Why a post that mentions an attack was not flagged (e.g. "past_event", "drill").
+    rejected: tuple[str, ...] = field(default=())
+
+    @property
+    def alert(self) -> bool:
+        """Return True when the post reports a current event in at least one region."""
+        return bool(self.kinds and self.regions) and not (self.all_clear or self.rejected)
