@@ -13,7 +13,7 @@ Posts with no attack term leave right there; the rest go through these steps:
    needs a cue (a preposition, «посёлок»...); an adjective («Туапсинский») needs a noun
    like «НПЗ» or «район»; names in quotes or next to «улица», «шоссе», «ФК» are not places;
 4. regions: names of several regions are settled by the other places in the post, then by
-   population (one at least ten times larger); the rest stay unresolved. Places come from
+   population (one at least four times larger); the rest stay unresolved. Places come from
    the sentences that report the event, or from the whole post when those name none.
 """
 
@@ -37,13 +37,15 @@ __all__ = ["Detector"]
 KIND_ORDER = (Kind.EXPLOSION, Kind.DRONE, Kind.MISSILE, Kind.AIR_DEFENSE)
 WEAPON_CATEGORIES = frozenset({"drone", "missile", "air_defense"})
 STRONG_KIND_CATEGORIES = frozenset({"explosion", "drone", "missile", "air_defense"})
-POST_VETOES_VOID_ALL = frozenset({"drill", "denial"})
-POST_VETOES_VOID_EXPLOSIONS = frozenset({"fireworks", "controlled"})
+POST_VETOES_VOID_ALL = frozenset({"drill", "denial", "fireworks"})
+POST_VETOES_VOID_EXPLOSIONS = frozenset({"controlled"})
 SENTENCE_VETO_DRONES_ONLY = "civil_drone"
-# A name at least this much larger than the other candidates wins an ambiguity.
-POPULATION_DOMINANCE = 10
-# Lower-case names still count when they are this long (chat posts skip capitals).
-LOWERCASE_NAME_MIN_LENGTH = 7
+# A town at least this many times larger than the other candidates wins an ambiguity.
+POPULATION_DOMINANCE = 4
+# Lower-case Cyrillic names still count when they are this long (chat posts skip capitals).
+LOWERCASE_NAME_MIN_LENGTH = 5
+ANCHOR_LOOKAHEAD = 3  # «в Россошанском и Борисоглебском районах»: words between name and noun
+CONJUNCTIONS = frozenset({"и", "і", "та", "й", "and"})
 FIGURATIVE_WINDOW = 4  # tokens after an explosion word that may make it figurative
 QUOTED_MAX_WORDS = 5  # a quoted title: «Взрыв», «Бомба замедленного действия»
 ADJECTIVE_ENDINGS = ("ий", "ый", "ого", "ом", "ой", "ая", "ую", "ое", "ые", "их")
@@ -97,6 +99,7 @@ class _PlaceHit:
     forms: tuple[PlaceForm, ...]
     rule: str
     district: bool = False  # «в Киевском районе»: may be a district of a city named elsewhere
+    source: bool = False  # «з Бєлгородщини», "launched from": where the attack came from
     regions: tuple[str, ...] = ()
 
 
@@ -179,6 +182,7 @@ class Detector:
         self._anchor = lexicon.token_sets["anchor"]
         self._street = lexicon.token_sets["street"]
         self._cue = lexicon.token_sets["cue"]
+        self._source = lexicon.token_sets["source"]
         self._figurative = lexicon.token_sets["figurative_next"]
         self._civil_next = lexicon.token_sets["civil_next"]
         keys = set(lexicon.terms) | set(gazetteer.forms)
@@ -197,7 +201,9 @@ class Detector:
 
     # ------------------------------------------------------------------ matching
 
-    def _scan(self, folded: str) -> tuple[list[tuple[int, int, Term]], list[tuple[int, int, _Entry]]]:
+    def _scan(
+        self, folded: str
+    ) -> tuple[list[tuple[int, int, Term]], list[tuple[int, int, _Entry]]]:
         terms: list[tuple[int, int, Term]] = []
         places: list[tuple[int, int, _Entry]] = []
         size = len(folded)
@@ -218,7 +224,7 @@ class Detector:
         folded = fold(text)
         raw_terms, raw_places = self._scan(folded)
         if not any(
-            term.category in KIND_OF_CATEGORY or term.category == "all_clear"
+            term.category in KIND_OF_CATEGORY or term.category.startswith("all_clear")
             for _, _, term in raw_terms
         ):
             return Detection()
@@ -227,7 +233,9 @@ class Detector:
 
         rejected: set[str] = set()
         evidence: list[Evidence] = []
-        post_vetoes = {h.category.split(":", 1)[1] for h in hits if h.category.startswith("veto_post:")}
+        post_vetoes = {
+            h.category.split(":", 1)[1] for h in hits if h.category.startswith("veto_post:")
+        }
         sentence_vetoes: dict[int, set[str]] = {}
         for hit in hits:
             if hit.category.startswith("veto_sentence:"):
@@ -240,12 +248,18 @@ class Detector:
             if hit.category.startswith(("veto_post:", "veto_sentence:")):
                 evidence.append(self._evidence(doc, hit, f"veto:{hit.category.split(':', 1)[1]}"))
 
+        threat_sentences = {h.sentence for h in hits if h.category == "threat"}
+        for hit in hits:
+            if hit.category == "all_clear_verb" and hit.sentence in threat_sentences:
+                hit.category = "all_clear"  # «режим опасности отменён»
         kind_hits: list[_Hit] = []
         clear_hits: list[_Hit] = []
         for hit in hits:
             if hit.category not in KIND_OF_CATEGORY and hit.category != "all_clear":
                 continue
-            reason = self._veto_reason(doc, hit, post_vetoes, sentence_vetoes.get(hit.sentence, set()))
+            reason = self._veto_reason(
+                doc, hit, post_vetoes, sentence_vetoes.get(hit.sentence, set())
+            )
             if reason:
                 rejected.add(reason)
             elif hit.category == "all_clear":
@@ -260,6 +274,9 @@ class Detector:
         self._resolve(place_hits)
         event_sentences = {h.sentence for h in kind_hits} | {h.sentence for h in clear_hits}
         quiet = {h.sentence for h in hits if h.category == "quiet"} - event_sentences
+        located = [p for p in place_hits if p.regions and not p.source]
+        if located:  # the target, not the launch site, when the post names both
+            place_hits = [p for p in place_hits if not p.source]
         chosen = [p for p in place_hits if p.sentence in event_sentences and p.regions]
         if not chosen:
             chosen = [p for p in place_hits if p.sentence not in quiet and p.regions]
@@ -269,9 +286,14 @@ class Detector:
         alert_hits = [h for h in kind_hits if h.sentence not in clear_sentences]
         all_clear = bool(clear_hits) and not alert_hits
         used = kind_hits if all_clear else alert_hits
-        kinds = tuple(k.value for k in KIND_ORDER if any(KIND_OF_CATEGORY[h.category] == k for h in used))
+        kinds = tuple(
+            k.value for k in KIND_ORDER if any(KIND_OF_CATEGORY[h.category] == k for h in used)
+        )
 
-        evidence += [self._evidence(doc, h, f"term:{h.category}", KIND_OF_CATEGORY[h.category]) for h in kind_hits]
+        evidence += [
+            self._evidence(doc, h, f"term:{h.category}", KIND_OF_CATEGORY[h.category])
+            for h in kind_hits
+        ]
         evidence += [self._evidence(doc, h, "term:all_clear") for h in clear_hits]
         for place in place_hits:
             for region in place.regions or ("",):
@@ -291,7 +313,9 @@ class Detector:
             rejected.add("no_region")
         if regions and not all_clear:
             rejected.clear()  # what voided some terms does not void the report that is left
-        score = min(1.0, 0.35 * len({h.category for h in used}) + 0.2 * len(chosen)) if kinds else 0.0
+        score = (
+            min(1.0, 0.35 * len({h.category for h in used}) + 0.2 * len(chosen)) if kinds else 0.0
+        )
         return Detection(
             kinds=kinds,
             regions=regions,
@@ -303,7 +327,9 @@ class Detector:
 
     # ------------------------------------------------------------------ kinds
 
-    def _veto_reason(self, doc: _Text, hit: _Hit, post: set[str], sentence: set[str]) -> str | None:
+    def _veto_reason(
+        self, doc: _Text, hit: _Hit, post: set[str], sentence: set[str]
+    ) -> str | None:
         explosion = hit.category in ("explosion", "explosion_weak")
         if post & POST_VETOES_VOID_ALL:
             return sorted(post & POST_VETOES_VOID_ALL)[0]
@@ -316,9 +342,13 @@ class Detector:
             return SENTENCE_VETO_DRONES_ONLY
         if explosion and doc.in_quotes(hit.start, hit.end):
             return "quoted"
-        if explosion and any(t in self._figurative for t in doc.next_tokens(hit.end, FIGURATIVE_WINDOW)):
+        if explosion and any(
+            t in self._figurative for t in doc.next_tokens(hit.end, FIGURATIVE_WINDOW)
+        ):
             return "figurative"
-        if hit.category == "drone" and any(t in self._civil_next for t in doc.next_tokens(hit.end, 1)):
+        if hit.category == "drone" and any(
+            t in self._civil_next for t in doc.next_tokens(hit.end, 1)
+        ):
             return SENTENCE_VETO_DRONES_ONLY
         return None
 
@@ -344,8 +374,9 @@ class Detector:
                 taken.append((start, end))
                 strongest = min((f.mode for f in accepted), key=MODES.index)
                 rule = "place:" + RULE_OF_MODE[strongest]
+                source = doc.token(doc.token_index_before(start)) in self._source
                 hits.append(
-                    _PlaceHit(start, end, doc.sentence_of(start), accepted, rule, district)
+                    _PlaceHit(start, end, doc.sentence_of(start), accepted, rule, district, source)
                 )
         hits.extend(self._hashtags(doc, taken))
         hits.sort(key=lambda h: h.start)
@@ -364,12 +395,10 @@ class Detector:
             return (), False
         first = doc.original[start]
         capital = first.isupper() or (start > 0 and doc.original[start - 1] == "#")
-        anchor = after
-        if after.endswith(ADJECTIVE_ENDINGS) and after_index is not None:
-            anchor = doc.token(after_index + 1)  # «Туапсинский нефтеперерабатывающий завод»
-        anchored = after in self._anchor or anchor in self._anchor
-        district = anchored and (anchor or after).startswith(DISTRICT_NOUNS)
-        cue = before in self._cue
+        anchor = self._anchor_after(doc, after_index)
+        anchored = bool(anchor)
+        district = anchor.startswith(DISTRICT_NOUNS)
+        cue = before in self._cue or self._headline(doc, start, end)
         accepted = []
         for form in forms:
             if form.mode == ADJECTIVE:
@@ -377,10 +406,35 @@ class Detector:
             elif form.mode == WEAK:  # SHORT counts as a name
                 ok = capital and (cue or anchored)
             else:
-                ok = capital or (end - start >= LOWERCASE_NAME_MIN_LENGTH and first.isalpha())
+                ok = capital or (end - start >= LOWERCASE_NAME_MIN_LENGTH and _cyrillic(first))
             if ok:
                 accepted.append(form)
         return tuple(accepted), district
+
+    def _anchor_after(self, doc: _Text, index: int | None) -> str:
+        """Return the noun («район», «НПЗ») that an adjectival name stands before, or ''.
+
+        «Туапсинский нефтеперерабатывающий завод», «в Россошанском и Борисоглебском районах»:
+        adjectives and conjunctions may come between.
+        """
+        if index is None:
+            return ""
+        for offset in range(ANCHOR_LOOKAHEAD + 1):
+            token = doc.token(index + offset)
+            if token in self._anchor:
+                return token
+            if not (token in CONJUNCTIONS or token.endswith(ADJECTIVE_ENDINGS)):
+                return ""
+        return ""
+
+    @staticmethod
+    def _headline(doc: _Text, start: int, end: int) -> bool:
+        """Return True for a name opening a line, then punctuation or emoji («Энгельс 💥»)."""
+        line_start = doc.original.rfind("\n", 0, start) + 1
+        if any(ch.isalnum() for ch in doc.original[line_start:start]):
+            return False
+        rest = doc.original[end:].lstrip(" ")
+        return not rest or not (rest[0].isalnum())
 
     def _hashtags(self, doc: _Text, taken: list[tuple[int, int]]) -> list[_PlaceHit]:
         hits = []
@@ -394,7 +448,9 @@ class Detector:
                     f for f in self.gazetteer.forms.get(key, ()) if f.mode in (NAME, SHORT)
                 )
                 if forms:
-                    hits.append(_PlaceHit(start, end, doc.sentence_of(start), forms, "place:hashtag"))
+                    hits.append(
+                        _PlaceHit(start, end, doc.sentence_of(start), forms, "place:hashtag")
+                    )
                     break
         return hits
 
@@ -403,7 +459,7 @@ class Detector:
 
         In order: the only region; the region of another place in the post; the only region
         named by the strongest kind of form (a full name beats a short or weak one); a region
-        whose place is ten times larger than the others'. A district («в Киевском районе») is
+        whose place is four times larger than the others'. A district («в Киевском районе») is
         settled by context alone, and not at all when the post names a town elsewhere.
         """
         context: set[str] = set()
@@ -453,6 +509,10 @@ def _place_name(forms: Sequence[PlaceForm], region: str) -> str:
         if not region or form.place.region == region:
             return form.place.ru
     return forms[0].place.ru
+
+
+def _cyrillic(ch: str) -> bool:
+    return "а" <= ch.lower() <= "я" or ch in "ёіїєґЁІЇЄҐ"
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

@@ -1,10 +1,10 @@
 """The skywatch exception tree.
 
-    SkywatchError
-    ├── ConfigError      the environment is missing or malformed (lists every problem)
-    ├── ExportError      a Telegram Desktop export cannot be read (names the file)
-    ├── RegionError      an operator named a region that is unknown or ambiguous
-    └── StorageError     the database cannot be opened or migrated
+SkywatchError
+├── ConfigError      the environment is missing or malformed (lists every problem)
+├── ExportError      a Telegram Desktop export cannot be read (names the file)
+├── RegionError      an operator named a region that is unknown or ambiguous
+└── StorageError     the database cannot be opened or migrated
 """
 
 from __future__ import annotations

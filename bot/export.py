@@ -126,7 +126,9 @@ def _post(channel_id: int, title: str, message: dict[str, Any]) -> Post | None:
         text=text,
         edit_date=edit_date,
         forwarded_from=str(forwarded) if forwarded else None,
-        reply_to=reply_to if isinstance(reply_to, int) and not isinstance(reply_to, bool) else None,
+        reply_to=reply_to
+        if isinstance(reply_to, int) and not isinstance(reply_to, bool)
+        else None,
         channel_title=title,
     )
 

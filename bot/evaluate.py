@@ -1,0 +1,164 @@
+"""Measure detection against labelled exports: flag precision, recall and F1 per (post, region)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.errors import ExportError
+from bot.replay import ReplayResult, replay
+
+__all__ = ["Evaluation", "Label", "evaluate", "load_labels", "load_watch", "write_report"]
+
+PostKey = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """The truth about one post."""
+
+    channel_id: int
+    id: int
+    alert: bool
+    kinds: tuple[str, ...]
+    regions: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """Scores and the posts behind every error."""
+
+    watch: tuple[str, ...]
+    posts: int
+    labelled: int
+    true_positives: int = 0
+    false_flags: list[tuple[PostKey, str]] = field(default_factory=list)
+    missed_flags: list[tuple[PostKey, str]] = field(default_factory=list)
+    negatives: int = 0
+    negatives_flagged: list[PostKey] = field(default_factory=list)
+    texts: dict[PostKey, str] = field(default_factory=dict)
+    why: dict[PostKey, str] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> float:
+        """Return the share of flagged (post, region) pairs that are right."""
+        flagged = self.true_positives + len(self.false_flags)
+        return self.true_positives / flagged if flagged else 1.0
+
+    @property
+    def recall(self) -> float:
+        """Return the share of true (post, region) pairs that were flagged."""
+        true = self.true_positives + len(self.missed_flags)
+        return self.true_positives / true if true else 1.0
+
+    @property
+    def f1(self) -> float:
+        """Return the harmonic mean of precision and recall."""
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def _label(raw: Any, where: str) -> Label:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: not a JSON object")
+    try:
+        return Label(
+            channel_id=int(raw["channel_id"]),
+            id=int(raw["id"]),
+            alert=bool(raw["alert"]),
+            kinds=tuple(raw.get("kinds") or ()),
+            regions=tuple(raw.get("regions") or ()),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{where}: missing or malformed field {err}") from err
+
+
+def load_labels(path: str | Path) -> dict[PostKey, Label]:
+    """Read labels.jsonl; raise ExportError naming the file and line of a bad label."""
+    labels: dict[PostKey, Label] = {}
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    label = _label(json.loads(line), f"line {number}")
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"line {number}: not valid JSON: {err}") from err
+                labels[(label.channel_id, label.id)] = label
+    except OSError as err:
+        raise ExportError(path, f"cannot read: {err.strerror or err}") from err
+    except ValueError as err:
+        raise ExportError(path, str(err)) from err
+    return labels
+
+
+def load_watch(path: str | Path) -> tuple[str, ...]:
+    """Read watch.json ({"regions": [...]})."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        regions = document["regions"]
+        if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
+            raise ValueError('"regions" must be a list of ISO 3166-2 codes')
+    except OSError as err:
+        raise ExportError(path, f"cannot read: {err.strerror or err}") from err
+    except (ValueError, KeyError, TypeError) as err:
+        raise ExportError(path, f"malformed watch file: {err}") from err
+    return tuple(regions)
+
+
+def score(result: ReplayResult, labels: dict[PostKey, Label], watch: Sequence[str]) -> Evaluation:
+    """Compare a replay with the labels over (post, region) pairs in watched regions."""
+    watched = set(watch)
+    evaluation = Evaluation(tuple(watch), result.posts, 0)
+    predicted = {(o.post.channel_id, o.post.id): o for o in result.outcomes}
+    for key, label in sorted(labels.items()):
+        outcome = predicted.get(key)
+        if outcome is None:
+            continue  # a label for a post the exports do not hold, or a media-only post
+        evaluation.labelled += 1
+        evaluation.texts[key] = outcome.post.text
+        detection = outcome.detection
+        evaluation.why[key] = (
+            f"kinds={','.join(detection.kinds) or '-'}"
+            f" regions={','.join(detection.regions) or '-'}"
+            f" rejected={','.join(detection.rejected) or '-'}"
+        )
+        true = set(label.regions) & watched if label.alert else set()
+        flagged = set(outcome.regions) if outcome.flagged else set()
+        evaluation.true_positives += len(true & flagged)
+        evaluation.false_flags += [(key, region) for region in sorted(flagged - true)]
+        evaluation.missed_flags += [(key, region) for region in sorted(true - flagged)]
+        if not label.alert:
+            evaluation.negatives += 1
+            if flagged:
+                evaluation.negatives_flagged.append(key)
+    return evaluation
+
+
+async def evaluate(
+    paths: Sequence[str | Path], labels: dict[PostKey, Label], watch: Sequence[str]
+) -> Evaluation:
+    """Replay the exports in memory and score them against the labels."""
+    result = await replay(paths, watch, ":memory:")
+    return score(result, labels, watch)
+
+
+def write_report(evaluation: Evaluation, out: TextIO) -> None:
+    """Print the scores, then every false and missed flag with its text."""
+    e = evaluation
+    out.write(
+        f"{e.posts} posts, {e.labelled} labelled; watched regions: {', '.join(e.watch)}\n"
+        f"flag precision {e.precision:.3f}  recall {e.recall:.3f}  F1 {e.f1:.3f}"
+        f"  (tp {e.true_positives}, fp {len(e.false_flags)}, fn {len(e.missed_flags)};"
+        " (post, region) pairs)\n"
+        f"hard negatives flagged: {len(e.negatives_flagged)} of {e.negatives} non-alert posts\n"
+    )
+    for title, rows in (("false flags", e.false_flags), ("missed flags", e.missed_flags)):
+        out.write(f"\n{title} ({len(rows)}):\n")
+        for key, region in rows:
+            text = " ".join(e.texts.get(key, "").split())[:150]
+            out.write(f"  {key[0]}/{key[1]} {region}: {text}\n    {e.why.get(key, '')}\n")

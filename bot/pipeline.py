@@ -1,0 +1,89 @@
+"""The one path every post takes: store → detect → (group) → decide, for live and replay alike."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.detect import Detector
+from bot.models import Detection, Post
+from storage.detections import DetectionRepo
+from storage.posts import PostChange, PostRepo
+
+__all__ = ["Outcome", "Pipeline"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the pipeline made of one post."""
+
+    post: Post
+    change: PostChange
+    detection: Detection
+    regions: tuple[str, ...]  # the detection's regions that are watched
+    incident: str | None
+
+    @property
+    def flagged(self) -> bool:
+        """Return True when the post reports a current event in a watched region."""
+        return self.incident is not None
+
+
+def post_incident_id(post: Post) -> str:
+    """Return the per-post incident id used until incidents are grouped."""
+    return f"post-{post.channel_id}-{post.id}"
+
+
+class Pipeline:
+    """Run posts through storage and detection; idempotent on (channel_id, message id)."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        posts: PostRepo,
+        detections: DetectionRepo,
+        watch_regions: Iterable[str],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.detector = detector
+        self.posts = posts
+        self.detections = detections
+        self.watch_regions = tuple(watch_regions)
+        self._watched = frozenset(self.watch_regions)
+        self.clock = clock
+
+    async def process(self, post: Post) -> Outcome | None:
+        """Process one post; return None when it was already processed with the same text."""
+        now = self.clock()
+        change = await self.posts.upsert(post, now)
+        if change is PostChange.UNCHANGED:
+            log.debug("post %s/%s already processed", post.channel_id, post.id)
+            return None
+        detection = self.detector.detect(post.text, post.date)
+        regions = tuple(r for r in detection.regions if r in self._watched)
+        flagged = detection.alert and bool(regions)
+        await self.detections.save(post.channel_id, post.id, detection, flagged, now)
+        incident = post_incident_id(post) if flagged else None
+        if flagged:
+            log.info(
+                "post %s/%s flagged: kinds=%s regions=%s",
+                post.channel_id,
+                post.id,
+                ",".join(detection.kinds),
+                ",".join(regions),
+            )
+        elif detection.kinds or detection.all_clear:
+            log.info(
+                "post %s/%s not flagged: kinds=%s regions=%s all_clear=%s rejected=%s",
+                post.channel_id,
+                post.id,
+                ",".join(detection.kinds),
+                ",".join(detection.regions),
+                detection.all_clear,
+                ",".join(detection.rejected),
+            )
+        return Outcome(post, change, detection, regions, incident)

@@ -1,0 +1,116 @@
+"""The SQLite database: one aiosqlite connection, WAL mode, numbered schema migrations."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+
+import aiosqlite
+
+from bot.errors import StorageError
+
+__all__ = ["Database", "migrations"]
+
+log = logging.getLogger(__name__)
+
+MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+BUSY_TIMEOUT_MS = 5000
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """Return (version, name, sql) of every packaged migration, in order."""
+    found = []
+    for entry in resources.files("storage").joinpath("migrations").iterdir():
+        match = MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [version for version, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StorageError(f"migrations must be numbered 1..n without gaps, found {versions}")
+    return found
+
+
+class Database:
+    """An open database; use as `async with Database(path) as db:`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._conn: aiosqlite.Connection | None = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        """Return the open connection."""
+        if self._conn is None:
+            raise StorageError("database is not open")
+        return self._conn
+
+    async def __aenter__(self) -> Database:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await self._conn.execute("PRAGMA journal_mode = WAL")
+            await self._conn.execute("PRAGMA synchronous = NORMAL")
+            await self._conn.execute("PRAGMA foreign_keys = ON")
+            await self._migrate()
+        except (sqlite3.Error, OSError) as err:
+            await self.close()
+            raise StorageError(f"cannot open database {self.path}: {err}") from err
+        except BaseException:
+            await self.close()  # an open connection's thread would keep the process alive
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def schema_version(self) -> int:
+        """Return the schema version recorded in the database."""
+        async with self.conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _migrate(self) -> None:
+        current = await self.schema_version()
+        available = migrations()
+        if current > len(available):
+            raise StorageError(
+                f"database schema {current} is newer than this version of skywatch knows "
+                f"({len(available)}); upgrade skywatch"
+            )
+        for version, name, sql in available[current:]:
+            log.info("applying migration %s", name)
+            # executescript commits first; the script itself is one transaction.
+            await self.conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
+            )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Run a block in one transaction: committed on success, rolled back on any error."""
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+        await self.conn.execute("COMMIT")

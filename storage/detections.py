@@ -1,0 +1,92 @@
+"""DetectionRepo: the detector's verdict on each post, with its evidence."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.models import Detection, Evidence
+from storage.db import Database
+
+__all__ = ["DetectionRepo", "StoredDetection"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDetection:
+    """A stored verdict, as read back for review."""
+
+    channel_id: int
+    message_id: int
+    flagged: bool
+    detection: Detection
+
+
+class DetectionRepo:
+    """Detections table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def save(
+        self, channel_id: int, message_id: int, detection: Detection, flagged: bool, now: datetime
+    ) -> None:
+        """Store (or replace, after an edit) the verdict on one post."""
+        await self.db.conn.execute(
+            "INSERT OR REPLACE INTO detections (channel_id, message_id, alert, flagged, all_clear,"
+            " kinds, regions, score, rejected, evidence, detected_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                channel_id,
+                message_id,
+                int(detection.alert),
+                int(flagged),
+                int(detection.all_clear),
+                json.dumps(list(detection.kinds)),
+                json.dumps(list(detection.regions)),
+                detection.score,
+                json.dumps(list(detection.rejected)),
+                json.dumps([e.as_dict() for e in detection.evidence], ensure_ascii=False),
+                int(now.timestamp()),
+            ),
+        )
+
+    async def get(self, channel_id: int, message_id: int) -> StoredDetection | None:
+        """Return the stored verdict on a post, or None."""
+        async with self.db.conn.execute(
+            "SELECT flagged, all_clear, kinds, regions, score, rejected, evidence FROM detections"
+            " WHERE channel_id = ? AND message_id = ?",
+            (channel_id, message_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        evidence = tuple(
+            Evidence(
+                rule=item["rule"],
+                text=item["text"],
+                start=item["span"][0],
+                end=item["span"][1],
+                kind=item.get("kind"),
+                region=item.get("region"),
+                place=item.get("place"),
+            )
+            for item in json.loads(row[6])
+        )
+        detection = Detection(
+            kinds=tuple(json.loads(row[2])),
+            regions=tuple(json.loads(row[3])),
+            evidence=evidence,
+            all_clear=bool(row[1]),
+            score=row[4],
+            rejected=tuple(json.loads(row[5])),
+        )
+        return StoredDetection(channel_id, message_id, bool(row[0]), detection)
+
+    async def count_flagged(self) -> int:
+        """Return the number of flagged posts."""
+        async with self.db.conn.execute(
+            "SELECT count(*) FROM detections WHERE flagged = 1"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0

@@ -1,0 +1,144 @@
+"""The command line: replay, eval and run, with clear errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.conftest import DEV
+from tests.test_export import message, write_export
+
+TAGANROG = [
+    message(1, 1741055000, "Таганрог, у нас бахнуло 💥"),
+    message(2, 1741055100, "Доброе утро, Таганрог!"),
+    message(3, 1741055200, ["Работает ", {"type": "bold", "text": "ПВО"}, " над Таганрогом"]),
+]
+
+
+def test_replay_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_export(tmp_path / "exp" / "tg", TAGANROG, id=42)
+    assert main(["replay", str(tmp_path / "exp"), "--regions", "RU-ROS", "--jsonl"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(o["channel_id"], o["id"]) for o in lines] == [(42, 1), (42, 3)]
+    first = lines[0]
+    assert set(first) == {"channel_id", "id", "regions", "kinds", "incident", "evidence"}
+    assert first["regions"] == ["RU-ROS"]
+    assert first["kinds"] == ["explosion"]
+    assert isinstance(first["incident"], str)
+    assert {
+        "rule": "place:name",
+        "text": "Таганрог",
+        "span": [0, 8],
+        "region": "RU-ROS",
+        "place": "Таганрог",
+    } in first["evidence"]
+
+
+def test_replay_region_names_and_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_export(tmp_path / "tg", TAGANROG, id=42)
+    assert main(["replay", str(tmp_path), "--regions", "Ростовская область"]) == 0
+    out = capsys.readouterr().out
+    assert "explosion in RU-ROS" in out
+    assert "3 posts" in out and "2 flagged" in out
+    assert main(["replay", str(tmp_path), "--regions", "Курская область", "--jsonl"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_replay_stores_into_db_idempotently(tmp_path: Path) -> None:
+    write_export(tmp_path / "tg", TAGANROG, id=42)
+    db = tmp_path / "out.db"
+    for _ in range(2):
+        assert main(["replay", str(tmp_path / "tg"), "--regions", "RU-ROS", "--db", str(db)]) == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM posts").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM detections WHERE flagged").fetchone() == (2,)
+
+
+def test_malformed_export_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_export(tmp_path / "good", TAGANROG, id=42)
+    bad = tmp_path / "bad" / "result.json"
+    bad.parent.mkdir()
+    bad.write_text('{"id": 1, "messages": [{"id": 1, "type": "message"', encoding="utf-8")
+    db = tmp_path / "out.db"
+    code = main(
+        [
+            "replay",
+            str(tmp_path / "good"),
+            str(tmp_path / "bad"),
+            "--regions",
+            "RU-ROS",
+            "--db",
+            str(db),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "not valid JSON" in err
+    assert not db.exists()
+
+
+def test_unknown_region_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_export(tmp_path / "tg", TAGANROG, id=42)
+    assert main(["replay", str(tmp_path), "--regions", "Нарния"]) == 2
+    assert "unknown region" in capsys.readouterr().err
+
+
+def test_run_without_configuration_names_what_is_missing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        "TELEGRAM_API_ID",
+        "TELEGRAM_API_HASH",
+        "BOT_TOKEN",
+        "OPERATOR_IDS",
+        "WATCH_REGIONS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    for name in ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "BOT_TOKEN", "WATCH_REGIONS"):
+        assert name in err
+
+
+def test_eval_prints_scores(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "eval",
+            str(DEV / "export"),
+            "--labels",
+            str(DEV / "labels.jsonl"),
+            "--watch",
+            str(DEV / "watch.json"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "flag precision" in out and "F1" in out and "missed flags" in out
+
+
+def test_eval_bad_labels_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"channel_id": 1}\n', encoding="utf-8")
+    assert (
+        main(
+            [
+                "eval",
+                str(DEV / "export"),
+                "--labels",
+                str(labels),
+                "--watch",
+                str(DEV / "watch.json"),
+            ]
+        )
+        == 2
+    )
+    assert "line 1" in capsys.readouterr().err

@@ -1,0 +1,161 @@
+"""Detection on hard cases of the language: places in every case, slang, traps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.detect import Detector
+from tests.conftest import POST_DATE
+
+ALERTS = [
+    # (text, regions, kinds that must be among the detected ones)
+    ("Взрывы в Краснодаре", ["RU-KDA"], ["explosion"]),
+    ("Над Таганрогом работает ПВО, сбиты два БПЛА", ["RU-ROS"], ["drone", "air_defense"]),
+    ("На Кубани беспилотники атакуют НПЗ", ["RU-KDA"], ["drone"]),
+    ("В Ростовской области уничтожены 7 беспилотников", ["RU-ROS"], ["drone", "air_defense"]),
+    ("У Краснодарі чути вибухи", ["RU-KDA"], ["explosion"]),
+    ("Таганрозі працює ППО", ["RU-ROS"], ["air_defense"]),
+    ("Громко в Белгороде, хлопки со стороны Харьковской горы", ["RU-BEL"], ["explosion"]),
+    ("Прилёт в Новороссийске, горит нефтебаза", ["RU-KDA"], ["explosion"]),
+    ("Прилет в Новороссийске", ["RU-KDA"], ["explosion"]),
+    ("Оренбуржье: бахнуло так, что дрожали стёкла", ["RU-ORE"], ["explosion"]),
+    ("Белгородчина: ракетная опасность", ["RU-BEL"], ["missile"]),
+    ("Беспилотная опасность в Белгородской области", ["RU-BEL"], ["drone"]),
+    ("Внимание! Угроза атаки БПЛА по Ростовской области", ["RU-ROS"], ["drone"]),
+    ("Взрвы в Таганроге!", ["RU-ROS"], ["explosion"]),
+    ("работает пво над Таганрогом, сбивают беспилотнки", ["RU-ROS"], ["drone", "air_defense"]),
+    ("Харків — вибухи! Балістика", ["UA-63"], ["explosion", "missile"]),
+    ("Шахеди над Харковом, працює ППО", ["UA-63"], ["drone", "air_defense"]),
+    (
+        "Explosions reported in Taganrog, air defense active",
+        ["RU-ROS"],
+        ["explosion", "air_defense"],
+    ),
+    ("Drones downed over Rostov Oblast overnight", ["RU-ROS"], ["drone", "air_defense"]),
+    ("Жители посёлка Ясный слышали мощный взрыв", ["RU-ORE"], ["explosion"]),
+    ("Беспилотник атаковал Туапсинский НПЗ", ["RU-KDA"], ["drone"]),
+    ("Атака БПЛА на Ростов-на-Дону: в Ростове-на-Дону слышны взрывы", ["RU-ROS"], ["drone"]),
+    ("В Ростове взрывы, работает ПВО", ["RU-ROS"], ["explosion"]),
+    ("Взрыв газа в жилом доме в Оренбурге, есть пострадавшие", ["RU-ORE"], ["explosion"]),
+    ("Новороссийск 💥💥", ["RU-KDA"], ["explosion"]),
+    ("Дроны атакуют Краснодар\n\n#Краснодар", ["RU-KDA"], ["drone"]),
+    ("Взрывы в Славянске-на-Кубани, работает ПВО", ["RU-KDA"], ["explosion"]),
+    ("Обломки БПЛА упали в Энеме — это Адыгея", ["RU-AD"], ["drone"]),
+    ("Во Владимире слышны взрывы", ["RU-VLA"], ["explosion"]),
+    ("Мощные взрывы в Орле, работает ПВО", ["RU-ORL"], ["explosion", "air_defense"]),
+    ("Взрывы в Мирном", [], ["explosion"]),  # several towns are called Мирный: unresolved
+]
+
+NOT_ALERTS = [
+    "Взрыв эмоций: «Краснодар» обыграл «Зенит»",
+    "Взрывной рост цен на клубнику в Краснодаре",
+    "Ролик школьницы из Таганрога взорвал TikTok",
+    "Рэпер из Ростова-на-Дону выпустил трек «Взрыв»",
+    "Шоу дронов на набережной в Краснодаре: 300 квадрокоптеров",
+    "Доставка дронами: пиццерия в Таганроге тестирует квадрокоптеры",
+    "Кубанские аграрии закупили агродроны для опрыскивания полей",
+    "Учения ПВО прошли в Ростовской области: расчёты отработали отражение удара",
+    "Год назад беспилотник атаковал НПЗ в Туапсе",
+    "Жильцы дома в Таганроге, пострадавшего при атаке БПЛА в 2023 году, ждут компенсацию",
+    "Суд в Краснодаре арестовал мужчину, который передавал координаты перед атакой дронов",
+    "Хлопки в центре Таганрога — это праздничный салют",
+    "Видео «взрыва в Армавире» — фейк",
+    "В Таганроге взорвут старую водонапорную башню: снос запланирован на субботу",
+    "Газ взорвался на Краснодарской улице в Москве",  # regions: RU-MOW, not watched
+    "Отбой угрозы БПЛА в Ростовской области",
+    "Відбій повітряної тривоги в Харкові",
+    "Владимир Путин провёл совещание по ПВО",
+    "Орёл парил над полем, фермер запустил дрон",
+    "Минобороны: за неделю над регионами России сбиты более 600 беспилотников",
+    "Пробка на Ростовском шоссе из-за ДТП",
+    "Что делать при атаке БПЛА: отойдите от окон. Не снимайте работу ПВО.",
+    "Фестиваль дронов в Краснодаре: гонки FPV на стадионе «Кубань»",
+]
+
+
+@pytest.mark.parametrize(("text", "regions", "kinds"), ALERTS)
+def test_alerts_are_flagged_with_their_region(
+    detector: Detector, text: str, regions: list[str], kinds: list[str]
+) -> None:
+    detection = detector.detect(text, POST_DATE)
+    assert list(detection.regions) == regions, detection.evidence
+    assert set(kinds) <= set(detection.kinds), detection.evidence
+    assert detection.alert is bool(regions)
+
+
+@pytest.mark.parametrize("text", NOT_ALERTS)
+def test_non_alerts_in_watched_regions_are_not_flagged(detector: Detector, text: str) -> None:
+    detection = detector.detect(text, POST_DATE)
+    watched = {"RU-KDA", "RU-ROS", "RU-ORE", "RU-BEL", "UA-63", "RU-VLA", "RU-ORL"}
+    assert not (detection.alert and set(detection.regions) & watched), detection
+
+
+def test_all_clear_is_reported_separately(detector: Detector) -> None:
+    detection = detector.detect("Отбой угрозы БПЛА в Ростовской области", POST_DATE)
+    assert detection.all_clear
+    assert not detection.alert
+    assert detection.regions == ("RU-ROS",)
+    assert detection.kinds == ("drone",)
+
+
+def test_evidence_gives_terms_places_and_spans(detector: Detector) -> None:
+    text = "⚡️Взрывы над Таганрогом — работает ПВО"
+    detection = detector.detect(text, POST_DATE)
+    by_rule = {(e.rule, e.text) for e in detection.evidence}
+    assert ("term:explosion", "Взрывы") in by_rule
+    assert ("term:air_defense", "ПВО") in by_rule
+    assert ("place:name", "Таганрогом") in by_rule
+    for item in detection.evidence:
+        assert text[item.start : item.end] == item.text
+    place = next(e for e in detection.evidence if e.rule == "place:name")
+    assert (place.region, place.place) == ("RU-ROS", "Таганрог")
+
+
+def test_rejected_reports_say_why(detector: Detector) -> None:
+    detection = detector.detect("Учения ПВО под Таганрогом", POST_DATE)
+    assert not detection.alert
+    assert "drill" in detection.rejected
+
+
+def test_a_year_before_the_post_makes_it_past(detector: Detector) -> None:
+    text = "В Белгороде открыли мемориал погибшим при обстреле и взрывах 30 декабря 2023 года"
+    assert not detector.detect(text, POST_DATE).alert
+    later = detector.detect("Взрывы в Белгороде 30 декабря 2025 года", POST_DATE)
+    assert later.alert
+
+
+def test_air_defence_verbs_need_a_weapon(detector: Detector) -> None:
+    detection = detector.detect("В Краснодаре водитель сбил пешехода", POST_DATE)
+    assert not detection.kinds
+
+
+def test_ambiguous_short_name_is_settled_by_context(detector: Detector) -> None:
+    detection = detector.detect("На Кубани беспилотники атакуют Славянск", POST_DATE)
+    assert detection.regions == ("RU-KDA",)
+    assert detector.detect("Слов'янськ: вибухи", POST_DATE).regions == ("UA-14",)
+
+
+def test_district_of_a_named_city_is_not_another_region(detector: Detector) -> None:
+    detection = detector.detect("Харьков атакуют дроны, прилёты в Киевском районе", POST_DATE)
+    assert detection.regions == ("UA-63",)
+
+
+def test_posts_without_attack_terms_leave_early(detector: Detector) -> None:
+    detection = detector.detect("Доброе утро, Таганрог! Сегодня +12", POST_DATE)
+    assert detection.evidence == ()
+    assert not detection.alert
+
+
+def test_detection_is_deterministic(detector: Detector) -> None:
+    text = "Взрывы в Краснодаре и Таганроге, работает ПВО"
+    first = detector.detect(text, POST_DATE)
+    assert all(detector.detect(text, POST_DATE) == first for _ in range(3))
+    assert first.regions == ("RU-KDA", "RU-ROS")
+
+
+def test_no_date_means_no_year_check(detector: Detector) -> None:
+    text = "Взрывы в Белгороде, 2024"
+    assert not detector.detect(text, datetime(2025, 1, 1, tzinfo=UTC)).alert
+    assert detector.detect(text, None).alert

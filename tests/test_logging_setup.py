@@ -1,0 +1,32 @@
+"""Logging never shows a bot token."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from bot.logging_setup import configure_logging, redact
+
+
+def test_redact() -> None:
+    url = "https://api.telegram.org/bot123456:AAE-x_y/sendMessage"
+    assert redact(url) == "https://api.telegram.org/bot<redacted>/sendMessage"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_token_never_reaches_a_log_line(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", fmt)
+        logging.getLogger("httpx").info(
+            "HTTP Request: POST %s", "https://api.telegram.org/bot123456:SECRET/sendMessage"
+        )
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    err = capsys.readouterr().err
+    assert "SECRET" not in err and "bot<redacted>" in err
+    if fmt == "json":
+        assert json.loads(err.strip().splitlines()[-1])["level"] == "INFO"

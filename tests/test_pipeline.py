@@ -1,0 +1,51 @@
+"""The pipeline: each post once, edits re-detected, only watched regions flagged."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.app import open_pipeline
+from bot.detect import Detector
+from bot.models import Post
+from storage.detections import DetectionRepo
+from tests.conftest import FakeClock
+
+DATE = datetime(2025, 3, 4, 2, 0, tzinfo=UTC)
+
+
+async def test_process_once_then_edit(
+    tmp_path: Path, detector: Detector, clock: FakeClock
+) -> None:
+    post = Post(channel_id=5, id=1, date=DATE, text="Таганрог: новости")
+    async with open_pipeline(tmp_path / "s.db", ["RU-ROS"], detector=detector, clock=clock) as (
+        db,
+        pipeline,
+    ):
+        first = await pipeline.process(post)
+        assert first is not None and not first.flagged
+        assert await pipeline.process(post) is None
+        edited = replace(post, text="Таганрог: взрывы, работает ПВО", edit_date=DATE)
+        second = await pipeline.process(edited)
+        assert second is not None and second.flagged
+        assert second.regions == ("RU-ROS",)
+        assert second.incident == "post-5-1"
+        stored = await DetectionRepo(db).get(5, 1)
+        assert stored is not None and stored.flagged
+
+
+async def test_unwatched_region_is_detected_but_not_flagged(
+    tmp_path: Path, detector: Detector, clock: FakeClock
+) -> None:
+    post = Post(channel_id=5, id=2, date=DATE, text="Взрывы в Курске")
+    async with open_pipeline(tmp_path / "s.db", ["RU-ROS"], detector=detector, clock=clock) as (
+        db,
+        pipeline,
+    ):
+        outcome = await pipeline.process(post)
+        assert outcome is not None
+        assert outcome.detection.alert and outcome.detection.regions == ("RU-KRS",)
+        assert not outcome.flagged and outcome.regions == ()
+        stored = await DetectionRepo(db).get(5, 2)
+        assert stored is not None and not stored.flagged and stored.detection.alert
