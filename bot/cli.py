@@ -13,7 +13,7 @@ from bot.config import Config, load_config
 from bot.errors import ConfigError, RegionError, SkywatchError
 from bot.evaluate import evaluate, load_labels, load_watch, write_report
 from bot.logging_setup import configure_logging
-from bot.replay import replay, write_jsonl, write_summary
+from bot.replay import JsonlWriter, SummaryWriter, replay
 
 __all__ = ["main"]
 
@@ -97,11 +97,11 @@ def _cmd_login() -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     watch = _watch_regions(args.regions)
-    result = asyncio.run(replay(args.paths, watch, args.db))
     if args.jsonl:
-        write_jsonl(result, sys.stdout)
+        asyncio.run(replay(args.paths, watch, args.db, JsonlWriter(sys.stdout)))
     else:
-        write_summary(result, sys.stdout)
+        summary = SummaryWriter(sys.stdout)
+        summary.footer(asyncio.run(replay(args.paths, watch, args.db, summary)))
     return EXIT_OK
 
 

@@ -24,13 +24,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import ahocorasick
 
 from bot.gazetteer import ADJECTIVE, MODES, NAME, SHORT, WEAK, Gazetteer, PlaceForm
 from bot.lexicon import Lexicon, Term
 from bot.models import Detection, Evidence, Kind
-from bot.text import fold, is_word_char
+from bot.text import fold
 
 __all__ = ["Detector"]
 
@@ -54,10 +55,16 @@ RULE_OF_MODE = {NAME: "name", SHORT: "short_name", WEAK: "weak_name", ADJECTIVE:
 ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им", "обл", "р-н", "с", "х", "м"})
 
 TOKEN_RE = re.compile(r"\w[\w'-]*")
+# The word before a position, found by matching the reversed text before it.
+REVERSED_WORD_RE = re.compile(r"\W*([\w'-]*\w)")
+WORD_REACH = 80  # characters looked back for the word before a match
 YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20\d\d)(?!\d)")
 HASHTAG_RE = re.compile(r"#(\w+)")
 CAMEL_RE = re.compile(r"[A-ZА-ЯЁІЇЄҐ][a-zа-яёіїєґ']*|[a-zа-яёіїєґ']+|\d+")
-SENTENCE_END_RE = re.compile(r"[.!?…]+(?=\s)|\n+")
+# Everything but letters, digits, apostrophes and 💥 separates words for matching.
+SEPARATOR_RE = re.compile(r"[^\w' 💥]")
+# A sentence ends at a newline, or at . ! ? … before a capital, digit or symbol (group 1).
+SENTENCE_END_RE = re.compile(r"[.!?…]+\s+(?=(\S))|\n\s*")
 QUOTE_RE = re.compile(r"«[^«»]*»|“[^“”]*”|\"[^\"]*\"")
 
 KIND_OF_CATEGORY = {
@@ -72,9 +79,8 @@ KIND_OF_CATEGORY = {
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    """What one automaton key stands for."""
+    """What an automaton key stands for (shared by every key with the same meaning)."""
 
-    length: int
     terms: tuple[Term, ...]
     places: tuple[PlaceForm, ...]
 
@@ -104,16 +110,18 @@ class _PlaceHit:
 
 
 class _Text:
-    """The folded text of one post with its tokens, sentences and quotes."""
+    """The folded text of one post, its sentences and quotes; words found on demand."""
 
     def __init__(self, original: str, folded: str) -> None:
         self.original = original
         self.folded = folded
-        self.tokens = [(m.start(), m.end()) for m in TOKEN_RE.finditer(folded)]
-        self._token_starts = [start for start, _ in self.tokens]
         self.sentence_starts = [0]
-        for match in SENTENCE_END_RE.finditer(folded):
-            if match.group().startswith("\n") or self._ends_sentence(match.start(), match.end()):
+        for match in SENTENCE_END_RE.finditer(original):
+            following = match.group(1)
+            if following is None or (
+                (following.isupper() or not following.isalpha())
+                and not self._after_abbreviation(match.start())
+            ):
                 self.sentence_starts.append(match.end())
         self.quotes = [
             (m.start(), m.end())
@@ -121,52 +129,39 @@ class _Text:
             if len(TOKEN_RE.findall(m.group())) <= QUOTED_MAX_WORDS
         ]
 
-    def _ends_sentence(self, dot: int, after: int) -> bool:
-        rest = self.original[after:].lstrip()
-        if not rest or not (rest[0].isupper() or not rest[0].isalpha()):
+    def _after_abbreviation(self, dot: int) -> bool:
+        """Return True when the dot closes an abbreviation such as «г.» or «ул.»."""
+        if not self.folded[dot - 1 : dot].isalpha():
             return False
-        index = self.token_index_before(dot)
-        if index is not None:
-            start, end = self.tokens[index]
-            if end == dot and self.folded[start:end] in ABBREVIATIONS:
-                return False
-        return True
+        return self.word_before(dot) in ABBREVIATIONS
 
     def sentence_of(self, position: int) -> int:
         """Return the index of the sentence holding a position."""
         return bisect.bisect_right(self.sentence_starts, position) - 1
 
-    def token_index_before(self, position: int) -> int | None:
-        """Return the index of the last token ending at or before a position."""
-        index = bisect.bisect_right(self._token_starts, position - 1) - 1
-        while index >= 0 and self.tokens[index][1] > position:
-            index -= 1
-        return index if index >= 0 else None
+    def word_before(self, position: int) -> str:
+        """Return the word just before a position ('' at the start of the text)."""
+        window = self.folded[max(0, position - WORD_REACH) : position][::-1]
+        match = REVERSED_WORD_RE.match(window)
+        return match.group(1)[::-1] if match else ""
 
-    def token_index_after(self, position: int) -> int | None:
-        """Return the index of the first token starting at or after a position."""
-        index = bisect.bisect_left(self._token_starts, position)
-        return index if index < len(self.tokens) else None
-
-    def token(self, index: int | None) -> str:
-        """Return the folded text of a token ('' when there is none)."""
-        if index is None or not 0 <= index < len(self.tokens):
-            return ""
-        start, end = self.tokens[index]
-        return self.folded[start:end]
-
-    def next_tokens(self, position: int, count: int) -> list[str]:
-        """Return up to `count` tokens after a position, within its sentence."""
-        first = self.token_index_after(position)
-        if first is None:
-            return []
+    def words_after(self, position: int, count: int) -> list[str]:
+        """Return up to `count` words after a position, within its sentence."""
         sentence = self.sentence_of(position)
-        out = []
-        for index in range(first, min(first + count, len(self.tokens))):
-            if self.sentence_of(self.tokens[index][0]) != sentence:
+        limit = (
+            self.sentence_starts[sentence + 1]
+            if sentence + 1 < len(self.sentence_starts)
+            else len(self.folded)
+        )
+        words: list[str] = []
+        search = TOKEN_RE.search
+        while len(words) < count:
+            match = search(self.folded, position, limit)
+            if match is None:
                 break
-            out.append(self.token(index))
-        return out
+            words.append(match.group())
+            position = match.end()
+        return words
 
     def in_quotes(self, start: int, end: int) -> bool:
         """Return True when a span lies inside a short quotation."""
@@ -185,14 +180,11 @@ class Detector:
         self._source = lexicon.token_sets["source"]
         self._figurative = lexicon.token_sets["figurative_next"]
         self._civil_next = lexicon.token_sets["civil_next"]
-        keys = set(lexicon.terms) | set(gazetteer.forms)
-        self._automaton = ahocorasick.Automaton()
-        for key in keys:
-            entry = _Entry(
-                len(key), tuple(lexicon.terms.get(key, ())), gazetteer.forms.get(key, ())
-            )
-            self._automaton.add_word(key, entry)
-        self._automaton.make_automaton()
+        self._entries, self._automaton = _build_automaton(lexicon, gazetteer)
+        terms = {term for bucket in lexicon.terms.values() for term in bucket}
+        self._triggers = frozenset(term for term in terms if term.trigger)
+        self._groups = {term: term.group for term in terms}
+        self._reasons = {term: term.reason for term in terms}
 
     @classmethod
     def load(cls) -> Detector:
@@ -204,18 +196,20 @@ class Detector:
     def _scan(
         self, folded: str
     ) -> tuple[list[tuple[int, int, Term]], list[tuple[int, int, _Entry]]]:
+        """Return every term and place form standing as whole words (terms: or word starts)."""
         terms: list[tuple[int, int, Term]] = []
         places: list[tuple[int, int, _Entry]] = []
-        size = len(folded)
-        for last, entry in self._automaton.iter(folded):
-            start, end = last - entry.length + 1, last + 1
-            if is_word_char(folded[start]) and start > 0 and is_word_char(folded[start - 1]):
-                continue
-            whole = end == size or not is_word_char(folded[last]) or not is_word_char(folded[end])
+        if "'s" in folded:  # "Kharkiv's": the possessive is not part of the name
+            folded = folded.replace("'s", " s")
+        padded = " " + SEPARATOR_RE.sub(" ", folded) + " "
+        entries = self._entries
+        for last, value in self._automaton.iter(padded):
+            # The key is " word " (or " word" for a prefix): see _build_automaton.
+            length, trailing, entry = value & 0xFF, (value >> 8) & 1, entries[value >> 9]
+            start, end = last - length + 1, last - trailing
             for term in entry.terms:
-                if term.prefix or whole:
-                    terms.append((start, end, term))
-            if entry.places and whole:
+                terms.append((start, end, term))
+            if entry.places:
                 places.append((start, end, entry))
         return terms, places
 
@@ -223,30 +217,32 @@ class Detector:
         """Return what the post reports; `date` (the post's own) dates «в 2023 году» as past."""
         folded = fold(text)
         raw_terms, raw_places = self._scan(folded)
-        if not any(
-            term.category in KIND_OF_CATEGORY or term.category.startswith("all_clear")
-            for _, _, term in raw_terms
-        ):
+        if not any(term in self._triggers for _, _, term in raw_terms):
             return Detection()
         doc = _Text(text, folded)
         hits = [_Hit(t.category, s, e, doc.sentence_of(s)) for s, e, t in raw_terms]
 
+        near: dict[str, set[int]] = {}  # "street" → sentences where a street word stands
+        for hit in hits:
+            if hit.category.startswith("near:"):
+                near.setdefault(hit.category[5:], set()).add(hit.sentence)
         rejected: set[str] = set()
         evidence: list[Evidence] = []
-        post_vetoes = {
-            h.category.split(":", 1)[1] for h in hits if h.category.startswith("veto_post:")
-        }
+        post_vetoes: set[str] = set()
         sentence_vetoes: dict[int, set[str]] = {}
-        for hit in hits:
-            if hit.category.startswith("veto_sentence:"):
-                sentence_vetoes.setdefault(hit.sentence, set()).add(hit.category.split(":", 1)[1])
+        for (_, _, term), hit in zip(raw_terms, hits, strict=True):
+            group = self._groups[term]
+            if group == "veto_post":
+                post_vetoes.add(self._reasons[term])
+            elif group == "veto_sentence":
+                sentence_vetoes.setdefault(hit.sentence, set()).add(self._reasons[term])
+            else:
+                continue
+            evidence.append(self._evidence(doc, hit, f"veto:{self._reasons[term]}"))
         if date is not None:
             for match in YEAR_RE.finditer(folded):
                 if int(match.group()) < date.year:
                     sentence_vetoes.setdefault(doc.sentence_of(match.start()), set()).add("past")
-        for hit in hits:
-            if hit.category.startswith(("veto_post:", "veto_sentence:")):
-                evidence.append(self._evidence(doc, hit, f"veto:{hit.category.split(':', 1)[1]}"))
 
         threat_sentences = {h.sentence for h in hits if h.category == "threat"}
         for hit in hits:
@@ -258,7 +254,7 @@ class Detector:
             if hit.category not in KIND_OF_CATEGORY and hit.category != "all_clear":
                 continue
             reason = self._veto_reason(
-                doc, hit, post_vetoes, sentence_vetoes.get(hit.sentence, set())
+                doc, hit, post_vetoes, sentence_vetoes.get(hit.sentence, set()), near
             )
             if reason:
                 rejected.add(reason)
@@ -270,7 +266,7 @@ class Detector:
         if not kind_hits and not clear_hits:
             return Detection(evidence=tuple(evidence), rejected=tuple(sorted(rejected)))
 
-        place_hits = self._places(doc, raw_places)
+        place_hits = self._places(doc, raw_places, near)
         self._resolve(place_hits)
         event_sentences = {h.sentence for h in kind_hits} | {h.sentence for h in clear_hits}
         quiet = {h.sentence for h in hits if h.category == "quiet"} - event_sentences
@@ -328,7 +324,12 @@ class Detector:
     # ------------------------------------------------------------------ kinds
 
     def _veto_reason(
-        self, doc: _Text, hit: _Hit, post: set[str], sentence: set[str]
+        self,
+        doc: _Text,
+        hit: _Hit,
+        post: set[str],
+        sentence: set[str],
+        near: dict[str, set[int]],
     ) -> str | None:
         explosion = hit.category in ("explosion", "explosion_weak")
         if post & POST_VETOES_VOID_ALL:
@@ -342,12 +343,16 @@ class Detector:
             return SENTENCE_VETO_DRONES_ONLY
         if explosion and doc.in_quotes(hit.start, hit.end):
             return "quoted"
-        if explosion and any(
-            t in self._figurative for t in doc.next_tokens(hit.end, FIGURATIVE_WINDOW)
+        if (
+            explosion
+            and hit.sentence in near.get("figurative_next", ())
+            and any(t in self._figurative for t in doc.words_after(hit.end, FIGURATIVE_WINDOW))
         ):
             return "figurative"
-        if hit.category == "drone" and any(
-            t in self._civil_next for t in doc.next_tokens(hit.end, 1)
+        if (
+            hit.category == "drone"
+            and hit.sentence in near.get("civil_next", ())
+            and any(t in self._civil_next for t in doc.words_after(hit.end, 1))
         ):
             return SENTENCE_VETO_DRONES_ONLY
         return None
@@ -362,19 +367,21 @@ class Detector:
 
     # ------------------------------------------------------------------ places
 
-    def _places(self, doc: _Text, raw: Sequence[tuple[int, int, _Entry]]) -> list[_PlaceHit]:
+    def _places(
+        self, doc: _Text, raw: Sequence[tuple[int, int, _Entry]], near: dict[str, set[int]]
+    ) -> list[_PlaceHit]:
         # Longest match wins: «Ростове-на-Дону» over «Ростове», «Красном Сулине» over «Сулине».
         taken: list[tuple[int, int]] = []
         hits: list[_PlaceHit] = []
         for start, end, entry in sorted(raw, key=lambda item: (-(item[1] - item[0]), item[0])):
             if any(start < t_end and t_start < end for t_start, t_end in taken):
                 continue
-            accepted, district = self._accept(doc, start, end, entry.places)
+            accepted, district = self._accept(doc, start, end, entry.places, near)
             if accepted:
                 taken.append((start, end))
                 strongest = min((f.mode for f in accepted), key=MODES.index)
                 rule = "place:" + RULE_OF_MODE[strongest]
-                source = doc.token(doc.token_index_before(start)) in self._source
+                source = doc.word_before(start) in self._source
                 hits.append(
                     _PlaceHit(start, end, doc.sentence_of(start), accepted, rule, district, source)
                 )
@@ -383,47 +390,64 @@ class Detector:
         return hits
 
     def _accept(
-        self, doc: _Text, start: int, end: int, forms: Iterable[PlaceForm]
+        self,
+        doc: _Text,
+        start: int,
+        end: int,
+        forms: Sequence[PlaceForm],
+        near: dict[str, set[int]],
     ) -> tuple[tuple[PlaceForm, ...], bool]:
         """Return the forms that count here, and whether they name a district («районе»)."""
-        if doc.in_quotes(start, end):
-            return (), False
-        before = doc.token(doc.token_index_before(start))
-        after_index = doc.token_index_after(end)
-        after = doc.token(after_index)
-        if before in self._street or after in self._street:
-            return (), False
         first = doc.original[start]
         capital = first.isupper() or (start > 0 and doc.original[start - 1] == "#")
-        anchor = self._anchor_after(doc, after_index)
+        lower_name = end - start >= LOWERCASE_NAME_MIN_LENGTH and _cyrillic(first)
+        # Cheap checks first: most lower-case matches are common words («новый»).
+        if not capital and not any(
+            form.mode == ADJECTIVE or (form.mode != WEAK and lower_name) for form in forms
+        ):
+            return (), False
+        if doc.in_quotes(start, end):
+            return (), False
+        before = after = anchor = ""
+        if "street" in near or "anchor" in near:
+            following = doc.words_after(end, 1)
+            after = following[0] if following else ""
+            if after in CONJUNCTIONS or after.endswith(ADJECTIVE_ENDINGS):
+                following = doc.words_after(end, ANCHOR_LOOKAHEAD + 1)
+            if "street" in near:
+                before = doc.word_before(start)
+                if before in self._street or after in self._street:
+                    return (), False
+            if "anchor" in near:
+                anchor = self._anchor_after(following)
         anchored = bool(anchor)
         district = anchor.startswith(DISTRICT_NOUNS)
-        cue = before in self._cue or self._headline(doc, start, end)
+        weak = any(form.mode == WEAK for form in forms)
+        if weak and not before:
+            before = doc.word_before(start)
+        cue = before in self._cue
         accepted = []
         for form in forms:
             if form.mode == ADJECTIVE:
                 ok = anchored
             elif form.mode == WEAK:  # SHORT counts as a name
-                ok = capital and (cue or anchored)
+                ok = capital and (cue or anchored or self._headline(doc, start, end))
             else:
-                ok = capital or (end - start >= LOWERCASE_NAME_MIN_LENGTH and _cyrillic(first))
+                ok = capital or lower_name
             if ok:
                 accepted.append(form)
         return tuple(accepted), district
 
-    def _anchor_after(self, doc: _Text, index: int | None) -> str:
+    def _anchor_after(self, words: Sequence[str]) -> str:
         """Return the noun («район», «НПЗ») that an adjectival name stands before, or ''.
 
         «Туапсинский нефтеперерабатывающий завод», «в Россошанском и Борисоглебском районах»:
         adjectives and conjunctions may come between.
         """
-        if index is None:
-            return ""
-        for offset in range(ANCHOR_LOOKAHEAD + 1):
-            token = doc.token(index + offset)
-            if token in self._anchor:
-                return token
-            if not (token in CONJUNCTIONS or token.endswith(ADJECTIVE_ENDINGS)):
+        for word in words:
+            if word in self._anchor:
+                return word
+            if not (word in CONJUNCTIONS or word.endswith(ADJECTIVE_ENDINGS)):
                 return ""
         return ""
 
@@ -502,6 +526,58 @@ class Detector:
             end=hit.end,
             kind=kind.value if kind else None,
         )
+
+
+def _key(text: str) -> str:
+    return SEPARATOR_RE.sub(" ", fold(text)).strip()
+
+
+def _build_automaton(lexicon: Lexicon, gazetteer: Gazetteer) -> tuple[list[_Entry], Any]:
+    """Build one automaton over every term and place form, keyed as whole words.
+
+    Keys are " form " (a whole word) or " term" (a word start) over text whose separators
+    are all spaces, so matches inside words never come up. Each key stores one int: the
+    key's length, whether it ends in a space, and the index of its shared _Entry.
+    """
+    # Keys that may be shared: lexicon terms, and place forms whose hyphens become spaces.
+    shared: dict[str, tuple[list[Term], tuple[PlaceForm, ...]]] = {}
+    for raw, terms in lexicon.terms.items():
+        word = _key(raw)
+        for term in terms:
+            if not any(ch.isalnum() for ch in word):
+                key = word  # 💥 needs no spaces around it
+            else:
+                key = " " + word + ("" if term.prefix else " ")
+            shared.setdefault(key, ([], ()))[0].append(term)
+    for raw, forms in gazetteer.forms.items():
+        if "-" in raw:
+            key = " " + raw.replace("-", " ") + " "
+            terms, known = shared.get(key, ([], ()))
+            shared[key] = (terms, known + forms)
+    entries: list[_Entry] = []
+    index: dict[_Entry, int] = {}
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+
+    def add(key: str, entry: _Entry) -> None:
+        if entry not in index:
+            index[entry] = len(entries)
+            entries.append(entry)
+        if len(key) > 0xFF:
+            raise ValueError(f"lexicon or gazetteer key too long: {key!r}")
+        automaton.add_word(key, (index[entry] << 9) | (key.endswith(" ") << 8) | len(key))
+
+    for raw, forms in gazetteer.forms.items():
+        if "-" not in raw:
+            key = " " + raw + " "
+            if key in shared:
+                terms, known = shared[key]
+                shared[key] = (terms, known + forms)
+            else:
+                add(key, _Entry((), forms))
+    for key, (terms, forms) in shared.items():
+        add(key, _Entry(tuple(dict.fromkeys(terms)), forms))
+    automaton.make_automaton()
+    return entries, automaton
 
 
 def _place_name(forms: Sequence[PlaceForm], region: str) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.errors import ExportError
-from bot.replay import ReplayResult, replay
+from bot.pipeline import Outcome
+from bot.replay import replay
 
 __all__ = ["Evaluation", "Label", "evaluate", "load_labels", "load_watch", "write_report"]
 
@@ -110,11 +111,13 @@ def load_watch(path: str | Path) -> tuple[str, ...]:
     return tuple(regions)
 
 
-def score(result: ReplayResult, labels: dict[PostKey, Label], watch: Sequence[str]) -> Evaluation:
-    """Compare a replay with the labels over (post, region) pairs in watched regions."""
+def score(
+    outcomes: Sequence[Outcome], posts: int, labels: dict[PostKey, Label], watch: Sequence[str]
+) -> Evaluation:
+    """Compare replayed outcomes with the labels over (post, region) pairs in watched regions."""
     watched = set(watch)
-    evaluation = Evaluation(tuple(watch), result.posts, 0)
-    predicted = {(o.post.channel_id, o.post.id): o for o in result.outcomes}
+    evaluation = Evaluation(tuple(watch), posts, 0)
+    predicted = {(o.post.channel_id, o.post.id): o for o in outcomes}
     for key, label in sorted(labels.items()):
         outcome = predicted.get(key)
         if outcome is None:
@@ -143,8 +146,9 @@ async def evaluate(
     paths: Sequence[str | Path], labels: dict[PostKey, Label], watch: Sequence[str]
 ) -> Evaluation:
     """Replay the exports in memory and score them against the labels."""
-    result = await replay(paths, watch, ":memory:")
-    return score(result, labels, watch)
+    outcomes: list[Outcome] = []
+    result = await replay(paths, watch, ":memory:", outcomes.append)
+    return score(outcomes, result.posts, labels, watch)
 
 
 def write_report(evaluation: Evaluation, out: TextIO) -> None:

@@ -90,6 +90,7 @@ class Gazetteer:
         base = directory or Path(str(resources.files("bot") / "data"))
         places: list[Place] = []
         forms: dict[str, tuple[PlaceForm, ...]] = {}
+        shared: dict[str, tuple[PlaceForm, ...]] = {}
         with gzip.open(base / GAZETTEER_FILE, "rt", encoding="utf-8") as handle:
             section = ""
             for line in handle:
@@ -102,11 +103,15 @@ class Gazetteer:
                     pid, region, kind, ru, uk, en, population = fields
                     places.append(Place(int(pid), region, kind, ru, uk, en, int(population)))
                 elif section == "#forms":
-                    entries = []
-                    for item in fields[1].split(","):
-                        pid, mode = item.split(":")
-                        entries.append(PlaceForm(places[int(pid)], mode))
-                    forms[fields[0]] = tuple(entries)
+                    # Most forms of a place share one entry list: build each list once.
+                    entries = shared.get(fields[1])
+                    if entries is None:
+                        entries = tuple(
+                            PlaceForm(places[int(pid)], mode)
+                            for pid, mode in (item.split(":") for item in fields[1].split(","))
+                        )
+                        shared[fields[1]] = entries
+                    forms[fields[0]] = entries
         regions: dict[str, Region] = {}
         with (base / REGIONS_FILE).open(encoding="utf-8") as handle:
             for row in csv.DictReader(handle, delimiter="\t"):

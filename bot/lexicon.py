@@ -19,6 +19,7 @@ MATCHED_CATEGORIES = (*KIND_CATEGORIES, "all_clear", "all_clear_verb", "threat",
 MATCHED_PREFIXES = ("veto_post:", "veto_sentence:")
 # Categories checked against the words around a match.
 TOKEN_CATEGORIES = ("anchor", "street", "cue", "source", "figurative_next", "civil_next")
+GATED_CATEGORIES = ("anchor", "street", "figurative_next", "civil_next")
 MATCH_TYPES = ("prefix", "word", "typo")
 
 
@@ -26,8 +27,23 @@ MATCH_TYPES = ("prefix", "word", "typo")
 class Term:
     """A lexicon term as matched in text."""
 
-    category: str
+    category: str  # e.g. "drone", "all_clear", "veto_sentence:past"
     prefix: bool  # True: the word may go on after the term
+
+    @property
+    def group(self) -> str:
+        """Return the category without its reason: "veto_sentence" for "veto_sentence:past"."""
+        return self.category.split(":", 1)[0]
+
+    @property
+    def reason(self) -> str:
+        """Return a veto's reason ("past" for "veto_sentence:past"), or ''."""
+        return self.category.partition(":")[2]
+
+    @property
+    def trigger(self) -> bool:
+        """Return True for terms that make a post worth a closer look (kinds, all-clears)."""
+        return self.category in KIND_CATEGORIES or self.category.startswith("all_clear")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +87,11 @@ class Lexicon:
                 if category in TOKEN_CATEGORIES:
                     target = token_prefixes if match == "prefix" else token_words
                     target.setdefault(category, set()).update(terms)
-                    continue
+                    if category not in GATED_CATEGORIES:
+                        continue
+                    # Also matched, so that words around a match are read only when one
+                    # of these stands somewhere in the post.
+                    category = f"near:{category}"
                 for term in terms:
                     lexicon._add(term, Term(category, prefix=match == "prefix"))
                     if match == "typo" and len(term) >= TYPO_MIN_LENGTH:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,32 +58,61 @@ class Pipeline:
 
     async def process(self, post: Post) -> Outcome | None:
         """Process one post; return None when it was already processed with the same text."""
+        return (await self.process_many([post]))[0]
+
+    async def process_many(self, posts: Sequence[Post]) -> list[Outcome | None]:
+        """Process posts in arrival order, with a few queries for the whole batch.
+
+        Live posts come one at a time, replayed ones in batches; both take this path.
+        """
         now = self.clock()
-        change = await self.posts.upsert(post, now)
-        if change is PostChange.UNCHANGED:
-            log.debug("post %s/%s already processed", post.channel_id, post.id)
-            return None
-        detection = self.detector.detect(post.text, post.date)
-        regions = tuple(r for r in detection.regions if r in self._watched)
-        flagged = detection.alert and bool(regions)
-        await self.detections.save(post.channel_id, post.id, detection, flagged, now)
-        incident = post_incident_id(post) if flagged else None
+        changes = await self.posts.classify(posts)
+        outcomes: list[Outcome | None] = []
+        stored: list[Post] = []
+        verdicts: list[tuple[int, int, Detection, bool]] = []
+        for post, change in zip(posts, changes, strict=True):
+            if change is PostChange.UNCHANGED:
+                log.debug("post %s/%s already processed", post.channel_id, post.id)
+                outcomes.append(None)
+                continue
+            detection = self.detector.detect(post.text, post.date)
+            regions = tuple(r for r in detection.regions if r in self._watched)
+            flagged = detection.alert and bool(regions)
+            incident = post_incident_id(post) if flagged else None
+            stored.append(post)
+            verdicts.append((post.channel_id, post.id, detection, flagged))
+            outcomes.append(Outcome(post, change, detection, regions, incident))
+            self._log(post, change, detection, regions, flagged)
+        if stored:
+            await self.posts.save(stored, now)
+            await self.detections.save(verdicts, now)
+        return outcomes
+
+    @staticmethod
+    def _log(
+        post: Post,
+        change: PostChange,
+        detection: Detection,
+        regions: tuple[str, ...],
+        flagged: bool,
+    ) -> None:
         if flagged:
             log.info(
-                "post %s/%s flagged: kinds=%s regions=%s",
+                "post %s/%s (%s) flagged: kinds=%s regions=%s",
                 post.channel_id,
                 post.id,
+                change,
                 ",".join(detection.kinds),
                 ",".join(regions),
             )
         elif detection.kinds or detection.all_clear:
             log.info(
-                "post %s/%s not flagged: kinds=%s regions=%s all_clear=%s rejected=%s",
+                "post %s/%s (%s) not flagged: kinds=%s regions=%s all_clear=%s rejected=%s",
                 post.channel_id,
                 post.id,
+                change,
                 ",".join(detection.kinds),
                 ",".join(detection.regions),
                 detection.all_clear,
                 ",".join(detection.rejected),
             )
-        return Outcome(post, change, detection, regions, incident)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -13,22 +13,21 @@ from bot.export import find_export_files, load_export, merge_posts
 from bot.models import Post
 from bot.pipeline import Outcome
 
-__all__ = ["ReplayResult", "load_posts", "replay", "write_jsonl", "write_summary"]
+BATCH_SIZE = 500  # posts per round of queries; posts keep their order
+SUMMARY_TEXT_LENGTH = 160
+
+__all__ = ["JsonlWriter", "ReplayResult", "SummaryWriter", "load_posts", "outcome_json", "replay"]
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
-    """Everything a replay produced."""
+    """What a replay did, in numbers (outcomes go to the caller's sink as they come)."""
 
     files: tuple[Path, ...]
     posts: int
     skipped: int
-    outcomes: tuple[Outcome, ...]
-
-    @property
-    def flagged(self) -> list[Outcome]:
-        """Return the outcomes of flagged posts, in arrival order."""
-        return [o for o in self.outcomes if o.flagged]
+    processed: int
+    flagged: int
 
 
 def load_posts(paths: Iterable[str | Path]) -> tuple[list[Path], list[Post], int]:
@@ -40,17 +39,28 @@ def load_posts(paths: Iterable[str | Path]) -> tuple[list[Path], list[Post], int
 
 
 async def replay(
-    paths: Sequence[str | Path], watch_regions: Sequence[str], database_path: str | Path
+    paths: Sequence[str | Path],
+    watch_regions: Sequence[str],
+    database_path: str | Path,
+    sink: Callable[[Outcome], None] | None = None,
 ) -> ReplayResult:
-    """Run the exports' posts through the pipeline in one transaction (all or nothing)."""
+    """Run the exports' posts through the pipeline in one transaction (all or nothing).
+
+    Every export is read and checked before the database is opened. Each processed post's
+    outcome goes to `sink` in arrival order; none is kept here, so memory stays flat.
+    """
     files, posts, skipped = load_posts(paths)
-    outcomes: list[Outcome] = []
+    processed = flagged = 0
     async with open_pipeline(database_path, watch_regions) as (db, pipeline), db.transaction():
-        for post in posts:
-            outcome = await pipeline.process(post)
-            if outcome is not None:
-                outcomes.append(outcome)
-    return ReplayResult(tuple(files), len(posts), skipped, tuple(outcomes))
+        for start in range(0, len(posts), BATCH_SIZE):
+            for outcome in await pipeline.process_many(posts[start : start + BATCH_SIZE]):
+                if outcome is None:
+                    continue
+                processed += 1
+                flagged += outcome.flagged
+                if sink is not None:
+                    sink(outcome)
+    return ReplayResult(tuple(files), len(posts), skipped, processed, flagged)
 
 
 def outcome_json(outcome: Outcome) -> dict[str, object]:
@@ -65,33 +75,46 @@ def outcome_json(outcome: Outcome) -> dict[str, object]:
     }
 
 
-def write_jsonl(result: ReplayResult, out: TextIO) -> None:
-    """Write one JSON line per flagged post."""
-    for outcome in result.flagged:
-        out.write(json.dumps(outcome_json(outcome), ensure_ascii=False) + "\n")
+class JsonlWriter:
+    """A replay sink writing one JSON line per flagged post."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __call__(self, outcome: Outcome) -> None:
+        if outcome.flagged:
+            self.out.write(json.dumps(outcome_json(outcome), ensure_ascii=False) + "\n")
 
 
-def write_summary(result: ReplayResult, out: TextIO) -> None:
-    """Write a readable summary: each flagged post with its kinds, regions and evidence."""
-    flagged = result.flagged
-    for outcome in flagged:
+class SummaryWriter:
+    """A replay sink writing each flagged post readably: kinds, regions, text and why."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __call__(self, outcome: Outcome) -> None:
+        if not outcome.flagged:
+            return
         post = outcome.post
         text = " ".join(post.text.split())
-        if len(text) > 160:
-            text = text[:157] + "..."
-        out.write(
-            f"{post.date:%Y-%m-%d %H:%M} UTC  {post.channel_title or post.channel_id}/{post.id}\n"
-            f"  {', '.join(outcome.detection.kinds)} in {', '.join(outcome.regions)}\n"
-            f"  {text}\n"
-        )
+        if len(text) > SUMMARY_TEXT_LENGTH:
+            text = text[: SUMMARY_TEXT_LENGTH - 3] + "..."
         reasons = [
             f"{e.rule.split(':', 1)[1]} «{e.text}»" + (f" → {e.region}" if e.region else "")
             for e in outcome.detection.evidence
             if e.rule.startswith(("term:", "place:"))
         ]
-        out.write(f"  why: {'; '.join(reasons)}\n\n")
-    out.write(
-        f"{len(result.files)} export file(s), {result.posts} posts "
-        f"({result.skipped} service or media-only messages skipped), "
-        f"{len(flagged)} flagged\n"
-    )
+        self.out.write(
+            f"{post.date:%Y-%m-%d %H:%M} UTC  {post.channel_title or post.channel_id}/{post.id}\n"
+            f"  {', '.join(outcome.detection.kinds)} in {', '.join(outcome.regions)}\n"
+            f"  {text}\n"
+            f"  why: {'; '.join(reasons)}\n\n"
+        )
+
+    def footer(self, result: ReplayResult) -> None:
+        """Write the totals of a finished replay."""
+        self.out.write(
+            f"{len(result.files)} export file(s), {result.posts} posts "
+            f"({result.skipped} service or media-only messages skipped), "
+            f"{result.flagged} flagged\n"
+        )

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 __all__ = ["fold", "is_word_char"]
 
-_FOLD = str.maketrans(
-    {
-        "ё": "е",
-        "’": "'",
-        "ʼ": "'",
-        "`": "'",
-        "‘": "'",
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u00a0": " ",
-    }
+# Folded to one form before matching (str.replace beats str.translate by far here).
+_FOLDS = (
+    ("ё", "е"),
+    ("’", "'"),
+    ("ʼ", "'"),
+    ("`", "'"),
+    ("‘", "'"),
+    ("\u2010", "-"),
+    ("\u2011", "-"),
+    ("\u00a0", " "),
 )
 
 
@@ -27,7 +26,10 @@ def fold(text: str) -> str:
     lowered = text.lower()
     if len(lowered) != len(text):
         lowered = "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)
-    return lowered.translate(_FOLD)
+    for old, new in _FOLDS:
+        if old in lowered:
+            lowered = lowered.replace(old, new)
+    return lowered
 
 
 def is_word_char(ch: str) -> bool:

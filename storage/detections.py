@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,27 +29,28 @@ class DetectionRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def save(
-        self, channel_id: int, message_id: int, detection: Detection, flagged: bool, now: datetime
-    ) -> None:
-        """Store (or replace, after an edit) the verdict on one post."""
-        await self.db.conn.execute(
+    async def save(self, rows: Sequence[tuple[int, int, Detection, bool]], now: datetime) -> None:
+        """Store verdicts, replacing older ones: (channel_id, message_id, detection, flagged)."""
+        await self.db.conn.executemany(
             "INSERT OR REPLACE INTO detections (channel_id, message_id, alert, flagged, all_clear,"
             " kinds, regions, score, rejected, evidence, detected_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                channel_id,
-                message_id,
-                int(detection.alert),
-                int(flagged),
-                int(detection.all_clear),
-                json.dumps(list(detection.kinds)),
-                json.dumps(list(detection.regions)),
-                detection.score,
-                json.dumps(list(detection.rejected)),
-                json.dumps([e.as_dict() for e in detection.evidence], ensure_ascii=False),
-                int(now.timestamp()),
-            ),
+            [
+                (
+                    channel_id,
+                    message_id,
+                    int(detection.alert),
+                    int(flagged),
+                    int(detection.all_clear),
+                    json.dumps(list(detection.kinds)),
+                    json.dumps(list(detection.regions)),
+                    detection.score,
+                    json.dumps(list(detection.rejected)),
+                    json.dumps([e.as_dict() for e in detection.evidence], ensure_ascii=False),
+                    int(now.timestamp()),
+                )
+                for channel_id, message_id, detection, flagged in rows
+            ],
         )
 
     async def get(self, channel_id: int, message_id: int) -> StoredDetection | None:

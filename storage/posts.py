@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -9,6 +10,9 @@ from bot.models import Post
 from storage.db import Database
 
 __all__ = ["PostChange", "PostRepo"]
+
+# SQLite allows 32,766 parameters; two a key.
+MAX_KEYS_PER_QUERY = 5000
 
 
 class PostChange(StrEnum):
@@ -29,35 +33,60 @@ class PostRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def upsert(self, post: Post, now: datetime) -> PostChange:
-        """Store a post; report whether it is new, an edit of its text, or a repeat."""
-        conn = self.db.conn
-        cursor = await conn.execute(
+    async def classify(self, posts: Sequence[Post]) -> list[PostChange]:
+        """Say for each post whether it is new, an edit of its text, or a repeat.
+
+        One query for the whole batch; a post repeated within the batch is judged against
+        its earlier copy. Reactions and view counts also bump the edit date: only new text
+        is an edit.
+        """
+        keys = list(dict.fromkeys((post.channel_id, post.id) for post in posts))
+        known: dict[tuple[int, int], str] = {}
+        for chunk_start in range(0, len(keys), MAX_KEYS_PER_QUERY):
+            chunk = keys[chunk_start : chunk_start + MAX_KEYS_PER_QUERY]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            rows = await self.db.conn.execute_fetchall(
+                "SELECT channel_id, message_id, text FROM posts"
+                f" WHERE (channel_id, message_id) IN (VALUES {values})",
+                [part for key in chunk for part in key],
+            )
+            known.update({(row[0], row[1]): row[2] for row in rows})
+        changes = []
+        for post in posts:
+            key = (post.channel_id, post.id)
+            text = known.get(key)
+            if text is None:
+                changes.append(PostChange.NEW)
+            elif text != post.text:
+                changes.append(PostChange.EDITED)
+            else:
+                changes.append(PostChange.UNCHANGED)
+            known[key] = post.text
+        return changes
+
+    async def save(self, posts: Sequence[Post], now: datetime) -> None:
+        """Store new posts and the new text of edited ones (one statement for the batch)."""
+        await self.db.conn.executemany(
             "INSERT INTO posts (channel_id, message_id, date, edit_date, text, forwarded_from,"
             " grouped_id, reply_to, link, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (channel_id, message_id) DO NOTHING",
-            (
-                post.channel_id,
-                post.id,
-                _ts(post.date),
-                _ts(post.edit_date),
-                post.text,
-                post.forwarded_from,
-                post.grouped_id,
-                post.reply_to,
-                post.link,
-                _ts(now),
-            ),
+            " ON CONFLICT (channel_id, message_id) DO UPDATE SET"
+            " text = excluded.text, edit_date = excluded.edit_date",
+            [
+                (
+                    post.channel_id,
+                    post.id,
+                    _ts(post.date),
+                    _ts(post.edit_date),
+                    post.text,
+                    post.forwarded_from,
+                    post.grouped_id,
+                    post.reply_to,
+                    post.link,
+                    _ts(now),
+                )
+                for post in posts
+            ],
         )
-        if cursor.rowcount == 1:
-            return PostChange.NEW
-        # Reactions and view counts also bump the edit date: only new text is an edit.
-        cursor = await conn.execute(
-            "UPDATE posts SET text = ?, edit_date = ? WHERE channel_id = ? AND message_id = ?"
-            " AND text IS NOT ?",
-            (post.text, _ts(post.edit_date), post.channel_id, post.id, post.text),
-        )
-        return PostChange.EDITED if cursor.rowcount == 1 else PostChange.UNCHANGED
 
     async def get(self, channel_id: int, message_id: int) -> Post | None:
         """Return a stored post, or None."""

@@ -18,9 +18,9 @@ async def test_detection_round_trip(tmp_path: Path, detector: Detector) -> None:
     post = Post(channel_id=1, id=10, date=NOW, text="Взрывы над Таганрогом, работает ПВО")
     detection = detector.detect(post.text, post.date)
     async with Database(tmp_path / "sky.db") as db:
-        await PostRepo(db).upsert(post, NOW)
+        await PostRepo(db).save([post], NOW)
         repo = DetectionRepo(db)
-        await repo.save(1, 10, detection, True, NOW)
+        await repo.save([(1, 10, detection, True)], NOW)
         stored = await repo.get(1, 10)
         assert stored is not None
         assert stored.flagged
