@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import ahocorasick
@@ -52,6 +53,7 @@ QUOTED_MAX_WORDS = 5  # a quoted title: «Взрыв», «Бомба замед�
 ADJECTIVE_ENDINGS = ("ий", "ый", "ого", "ом", "ой", "ая", "ую", "ое", "ые", "их")
 DISTRICT_NOUNS = ("район", "округ", "district")
 RULE_OF_MODE = {NAME: "name", SHORT: "short_name", WEAK: "weak_name", ADJECTIVE: "adjective"}
+MAX_ABBREVIATION = 3
 ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им", "обл", "р-н", "с", "х", "м"})
 
 TOKEN_RE = re.compile(r"\w[\w'-]*")
@@ -77,12 +79,25 @@ KIND_OF_CATEGORY = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Entry:
     """What an automaton key stands for (shared by every key with the same meaning)."""
 
     terms: tuple[Term, ...]
     places: tuple[PlaceForm, ...]
+
+    @cached_property
+    def weak(self) -> bool:
+        """Return True when some place form here is a weak name."""
+        return any(form.mode == WEAK for form in self.places)
+
+    @cached_property
+    def lower_case_ok(self) -> tuple[bool, bool]:
+        """Return whether a lower-case match may count: (as an adjective, as a long name)."""
+        return (
+            any(form.mode == ADJECTIVE for form in self.places),
+            any(form.mode in (NAME, SHORT) for form in self.places),
+        )
 
 
 @dataclass(slots=True)
@@ -131,9 +146,13 @@ class _Text:
 
     def _after_abbreviation(self, dot: int) -> bool:
         """Return True when the dot closes an abbreviation such as «г.» or «ул.»."""
-        if not self.folded[dot - 1 : dot].isalpha():
-            return False
-        return self.word_before(dot) in ABBREVIATIONS
+        folded = self.folded
+        start = dot
+        while start > 0 and (folded[start - 1].isalpha() or folded[start - 1] == "-"):
+            start -= 1
+            if dot - start > MAX_ABBREVIATION:
+                return False  # a long word ends the sentence
+        return folded[start:dot] in ABBREVIATIONS
 
     def sentence_of(self, position: int) -> int:
         """Return the index of the sentence holding a position."""
@@ -182,7 +201,11 @@ class Detector:
         self._civil_next = lexicon.token_sets["civil_next"]
         self._entries, self._automaton = _build_automaton(lexicon, gazetteer)
         terms = {term for bucket in lexicon.terms.values() for term in bucket}
-        self._triggers = frozenset(term for term in terms if term.trigger)
+        self._trigger_entries = frozenset(
+            index
+            for index, entry in enumerate(self._entries)
+            if any(term.trigger for term in entry.terms)
+        )
         self._groups = {term: term.group for term in terms}
         self._reasons = {term: term.reason for term in terms}
 
@@ -193,17 +216,20 @@ class Detector:
 
     # ------------------------------------------------------------------ matching
 
-    def _scan(
-        self, folded: str
-    ) -> tuple[list[tuple[int, int, Term]], list[tuple[int, int, _Entry]]]:
-        """Return every term and place form standing as whole words (terms: or word starts)."""
-        terms: list[tuple[int, int, Term]] = []
-        places: list[tuple[int, int, _Entry]] = []
+    def _matches(self, folded: str) -> list[tuple[int, int]]:
+        """Return (last index, packed value) of every key standing as whole words."""
         if "'s" in folded:  # "Kharkiv's": the possessive is not part of the name
             folded = folded.replace("'s", " s")
-        padded = " " + SEPARATOR_RE.sub(" ", folded) + " "
+        return list(self._automaton.iter(" " + SEPARATOR_RE.sub(" ", folded) + " "))
+
+    def _scan(
+        self, matches: list[tuple[int, int]]
+    ) -> tuple[list[tuple[int, int, Term]], list[tuple[int, int, _Entry]]]:
+        """Split matches into terms and place forms with their spans in the folded text."""
+        terms: list[tuple[int, int, Term]] = []
+        places: list[tuple[int, int, _Entry]] = []
         entries = self._entries
-        for last, value in self._automaton.iter(padded):
+        for last, value in matches:
             # The key is " word " (or " word" for a prefix): see _build_automaton.
             length, trailing, entry = value & 0xFF, (value >> 8) & 1, entries[value >> 9]
             start, end = last - length + 1, last - trailing
@@ -216,9 +242,11 @@ class Detector:
     def detect(self, text: str, date: datetime | None = None) -> Detection:
         """Return what the post reports; `date` (the post's own) dates «в 2023 году» as past."""
         folded = fold(text)
-        raw_terms, raw_places = self._scan(folded)
-        if not any(term in self._triggers for _, _, term in raw_terms):
-            return Detection()
+        matches = self._matches(folded)
+        triggers = self._trigger_entries
+        if not any(value >> 9 in triggers for _, value in matches):
+            return Detection()  # no attack or all-clear word: the common case, kept cheap
+        raw_terms, raw_places = self._scan(matches)
         doc = _Text(text, folded)
         hits = [_Hit(t.category, s, e, doc.sentence_of(s)) for s, e, t in raw_terms]
 
@@ -376,12 +404,12 @@ class Detector:
         for start, end, entry in sorted(raw, key=lambda item: (-(item[1] - item[0]), item[0])):
             if any(start < t_end and t_start < end for t_start, t_end in taken):
                 continue
-            accepted, district = self._accept(doc, start, end, entry.places, near)
+            accepted, district = self._accept(doc, start, end, entry, near)
             if accepted:
                 taken.append((start, end))
                 strongest = min((f.mode for f in accepted), key=MODES.index)
                 rule = "place:" + RULE_OF_MODE[strongest]
-                source = doc.word_before(start) in self._source
+                source = "source" in near and doc.word_before(start) in self._source
                 hits.append(
                     _PlaceHit(start, end, doc.sentence_of(start), accepted, rule, district, source)
                 )
@@ -394,19 +422,20 @@ class Detector:
         doc: _Text,
         start: int,
         end: int,
-        forms: Sequence[PlaceForm],
+        entry: _Entry,
         near: dict[str, set[int]],
     ) -> tuple[tuple[PlaceForm, ...], bool]:
         """Return the forms that count here, and whether they name a district («районе»)."""
         first = doc.original[start]
         capital = first.isupper() or (start > 0 and doc.original[start - 1] == "#")
-        lower_name = end - start >= LOWERCASE_NAME_MIN_LENGTH and _cyrillic(first)
-        # Cheap checks first: most lower-case matches are common words («новый»).
-        if not capital and not any(
-            form.mode == ADJECTIVE or (form.mode != WEAK and lower_name) for form in forms
-        ):
-            return (), False
-        if doc.in_quotes(start, end):
+        lower_name = False
+        if not capital:
+            # Cheap checks first: most lower-case matches are common words («новый»).
+            adjective, name = entry.lower_case_ok
+            lower_name = name and end - start >= LOWERCASE_NAME_MIN_LENGTH and _cyrillic(first)
+            if not (adjective or lower_name):
+                return (), False
+        if doc.quotes and doc.in_quotes(start, end):
             return (), False
         before = after = anchor = ""
         if "street" in near or "anchor" in near:
@@ -422,12 +451,11 @@ class Detector:
                 anchor = self._anchor_after(following)
         anchored = bool(anchor)
         district = anchor.startswith(DISTRICT_NOUNS)
-        weak = any(form.mode == WEAK for form in forms)
-        if weak and not before:
+        if entry.weak and not before:
             before = doc.word_before(start)
         cue = before in self._cue
         accepted = []
-        for form in forms:
+        for form in entry.places:
             if form.mode == ADJECTIVE:
                 ok = anchored
             elif form.mode == WEAK:  # SHORT counts as a name

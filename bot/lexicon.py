@@ -19,7 +19,7 @@ MATCHED_CATEGORIES = (*KIND_CATEGORIES, "all_clear", "all_clear_verb", "threat",
 MATCHED_PREFIXES = ("veto_post:", "veto_sentence:")
 # Categories checked against the words around a match.
 TOKEN_CATEGORIES = ("anchor", "street", "cue", "source", "figurative_next", "civil_next")
-GATED_CATEGORIES = ("anchor", "street", "figurative_next", "civil_next")
+GATED_CATEGORIES = ("anchor", "street", "source", "figurative_next", "civil_next")
 MATCH_TYPES = ("prefix", "word", "typo")
 
 
