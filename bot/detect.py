@@ -36,11 +36,12 @@ from bot.text import fold
 
 __all__ = ["Detector"]
 
+NOTHING = Detection()  # immutable: shared by every post without an attack word
 KIND_ORDER = (Kind.EXPLOSION, Kind.DRONE, Kind.MISSILE, Kind.AIR_DEFENSE)
 WEAPON_CATEGORIES = frozenset({"drone", "missile", "air_defense"})
 STRONG_KIND_CATEGORIES = frozenset({"explosion", "drone", "missile", "air_defense"})
 POST_VETOES_VOID_ALL = frozenset({"drill", "denial", "fireworks"})
-POST_VETOES_VOID_EXPLOSIONS = frozenset({"controlled"})
+POST_VETOES_VOID_EXPLOSIONS = frozenset({"controlled", "weather"})
 SENTENCE_VETO_DRONES_ONLY = "civil_drone"
 # A town at least this many times larger than the other candidates wins an ambiguity.
 POPULATION_DOMINANCE = 4
@@ -53,6 +54,28 @@ QUOTED_MAX_WORDS = 5  # a quoted title: «Взрыв», «Бомба замед�
 ADJECTIVE_ENDINGS = ("ий", "ый", "ого", "ом", "ой", "ая", "ую", "ое", "ые", "их")
 DISTRICT_NOUNS = ("район", "округ", "district")
 RULE_OF_MODE = {NAME: "name", SHORT: "short_name", WEAK: "weak_name", ADJECTIVE: "adjective"}
+# «Громко в Таганроге», «у нас громко»: words that may follow the slang «громко».
+LOUD_PLACE_WORDS = frozenset({"в", "во", "у", "над", "на", "под", "около", "in", "over"})
+# «взрывов не было», «без взрывов», «не слышно взрывов», "no explosions".
+NEGATIONS_AFTER = frozenset({"нет", "немає", "немае"})
+NEGATIONS_BEFORE = frozenset({"без", "нет", "немає", "no", "ни", "жодних", "никаких"})
+NOT_SEEN = frozenset(
+    {
+        "было",
+        "слышно",
+        "слышали",
+        "зафиксировано",
+        "зафиксированы",
+        "подтвердились",
+        "подтверждаются",
+        "було",
+        "чути",
+        "чули",
+        "зафіксовано",
+        "heard",
+        "reported",
+    }
+)
 MAX_ABBREVIATION = 3
 ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им", "обл", "р-н", "с", "х", "м"})
 
@@ -72,6 +95,7 @@ QUOTE_RE = re.compile(r"«[^«»]*»|“[^“”]*”|\"[^\"]*\"")
 KIND_OF_CATEGORY = {
     "explosion": Kind.EXPLOSION,
     "explosion_weak": Kind.EXPLOSION,
+    "explosion_loud": Kind.EXPLOSION,
     "drone": Kind.DRONE,
     "missile": Kind.MISSILE,
     "air_defense": Kind.AIR_DEFENSE,
@@ -199,6 +223,7 @@ class Detector:
         self._source = lexicon.token_sets["source"]
         self._figurative = lexicon.token_sets["figurative_next"]
         self._civil_next = lexicon.token_sets["civil_next"]
+        self._simile = lexicon.token_sets["simile_before"]
         self._entries, self._automaton = _build_automaton(lexicon, gazetteer)
         terms = {term for bucket in lexicon.terms.values() for term in bucket}
         self._trigger_entries = frozenset(
@@ -245,7 +270,7 @@ class Detector:
         matches = self._matches(folded)
         triggers = self._trigger_entries
         if not any(value >> 9 in triggers for _, value in matches):
-            return Detection()  # no attack or all-clear word: the common case, kept cheap
+            return NOTHING  # no attack or all-clear word: the common case, kept cheap
         raw_terms, raw_places = self._scan(matches)
         doc = _Text(text, folded)
         hits = [_Hit(t.category, s, e, doc.sentence_of(s)) for s, e, t in raw_terms]
@@ -359,7 +384,7 @@ class Detector:
         sentence: set[str],
         near: dict[str, set[int]],
     ) -> str | None:
-        explosion = hit.category in ("explosion", "explosion_weak")
+        explosion = hit.category in ("explosion", "explosion_weak", "explosion_loud")
         if post & POST_VETOES_VOID_ALL:
             return sorted(post & POST_VETOES_VOID_ALL)[0]
         if explosion and post & POST_VETOES_VOID_EXPLOSIONS:
@@ -369,8 +394,18 @@ class Detector:
             return sorted(general)[0]
         if hit.category == "drone" and SENTENCE_VETO_DRONES_ONLY in sentence:
             return SENTENCE_VETO_DRONES_ONLY
-        if explosion and doc.in_quotes(hit.start, hit.end):
-            return "quoted"
+        if self._negated(doc, hit):
+            return "negated"
+        if hit.category == "drone" and "drone_event" not in near:
+            return "no_event"
+        if "simile_before" in near and doc.word_before(hit.start) in self._simile:
+            return "figurative"
+        if hit.category == "explosion_loud":
+            following = doc.words_after(hit.end, 1)
+            if following and following[0] not in LOUD_PLACE_WORDS:
+                return "figurative"  # «громко отметили», «громко заявил»
+        if doc.quotes and doc.in_quotes(hit.start, hit.end) and hit.category != "drone":
+            return "quoted"  # a title or a name: трек «Взрыв», ФК «Ракета»
         if (
             explosion
             and hit.sentence in near.get("figurative_next", ())
@@ -384,6 +419,20 @@ class Detector:
         ):
             return SENTENCE_VETO_DRONES_ONLY
         return None
+
+    @staticmethod
+    def _negated(doc: _Text, hit: _Hit) -> bool:
+        """Return True for «взрывов не было», «без взрывов», "no explosions"."""
+        after = doc.words_after(hit.end, 2)
+        if after and (
+            after[0] in NEGATIONS_AFTER
+            or (after[0] == "не" and after[1:] and after[1] in NOT_SEEN)
+        ):
+            return True
+        before = doc.word_before(hit.start)
+        if before in NEGATIONS_BEFORE:
+            return True
+        return before in NOT_SEEN and doc.word_before(hit.start - len(before) - 1) in ("не", "not")
 
     @staticmethod
     def _settle_kinds(hits: list[_Hit]) -> list[_Hit]:
@@ -407,8 +456,7 @@ class Detector:
             accepted, district = self._accept(doc, start, end, entry, near)
             if accepted:
                 taken.append((start, end))
-                strongest = min((f.mode for f in accepted), key=MODES.index)
-                rule = "place:" + RULE_OF_MODE[strongest]
+                rule = "place:" + RULE_OF_MODE[accepted[0].mode]
                 source = "source" in near and doc.word_before(start) in self._source
                 hits.append(
                     _PlaceHit(start, end, doc.sentence_of(start), accepted, rule, district, source)
@@ -451,9 +499,9 @@ class Detector:
                 anchor = self._anchor_after(following)
         anchored = bool(anchor)
         district = anchor.startswith(DISTRICT_NOUNS)
-        if entry.weak and not before:
-            before = doc.word_before(start)
-        cue = before in self._cue
+        cue = False
+        if entry.weak:
+            cue = (before or doc.word_before(start)) in self._cue
         accepted = []
         for form in entry.places:
             if form.mode == ADJECTIVE:
@@ -464,6 +512,10 @@ class Detector:
                 ok = capital or lower_name
             if ok:
                 accepted.append(form)
+        if anchored and any(form.mode == ADJECTIVE for form in accepted):
+            # «Курская АЭС» is Kursk's, not the stanitsa Курская's.
+            accepted = [form for form in accepted if form.mode != WEAK]
+        accepted.sort(key=_mode_rank)  # strongest first
         return tuple(accepted), district
 
     def _anchor_after(self, words: Sequence[str]) -> str:
@@ -531,6 +583,10 @@ class Detector:
                 continue
             if len(in_context) == 1:
                 hit.regions = tuple(in_context)
+                continue
+            whole = {form.place.region for form in hit.forms if form.place.kind == "region"}
+            if len(whole) == 1:  # «Крым» the region, not the village Крым near Rostov
+                hit.regions = tuple(whole)
                 continue
             strongest = min((form.mode for form in hit.forms), key=MODES.index)
             best = {form.place.region for form in hit.forms if form.mode == strongest}
@@ -613,6 +669,13 @@ def _place_name(forms: Sequence[PlaceForm], region: str) -> str:
         if not region or form.place.region == region:
             return form.place.ru
     return forms[0].place.ru
+
+
+MODE_RANK = {mode: rank for rank, mode in enumerate(MODES)}
+
+
+def _mode_rank(form: PlaceForm) -> int:
+    return MODE_RANK[form.mode]
 
 
 def _cyrillic(ch: str) -> bool:

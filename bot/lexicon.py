@@ -14,12 +14,37 @@ LEXICON_FILE = "lexicon.tsv"
 TYPO_MIN_LENGTH = 6
 
 # Categories matched in the text itself (through the automaton).
-KIND_CATEGORIES = ("explosion", "explosion_weak", "drone", "missile", "air_defense", "ad_action")
+KIND_CATEGORIES = (
+    "explosion",
+    "explosion_weak",
+    "explosion_loud",
+    "drone",
+    "missile",
+    "air_defense",
+    "ad_action",
+)
 MATCHED_CATEGORIES = (*KIND_CATEGORIES, "all_clear", "all_clear_verb", "threat", "quiet")
 MATCHED_PREFIXES = ("veto_post:", "veto_sentence:")
 # Categories checked against the words around a match.
-TOKEN_CATEGORIES = ("anchor", "street", "cue", "source", "figurative_next", "civil_next")
-GATED_CATEGORIES = ("anchor", "street", "source", "figurative_next", "civil_next")
+TOKEN_CATEGORIES = (
+    "anchor",
+    "street",
+    "cue",
+    "source",
+    "figurative_next",
+    "civil_next",
+    "simile_before",
+    "drone_event",
+)
+GATED_CATEGORIES = (
+    "anchor",
+    "street",
+    "source",
+    "figurative_next",
+    "civil_next",
+    "simile_before",
+    "drone_event",
+)
 MATCH_TYPES = ("prefix", "word", "typo")
 
 
