@@ -51,6 +51,7 @@ ANCHOR_LOOKAHEAD = 3  # «в Россошанском и Борисоглебс�
 CONJUNCTIONS = frozenset({"и", "і", "та", "й", "and"})
 FIGURATIVE_WINDOW = 4  # tokens after an explosion word that may make it figurative
 QUOTED_MAX_WORDS = 5  # a quoted title: «Взрыв», «Бомба замедленного действия»
+LEAD_MAX_WORDS = 4  # «Хлопки в центре!» before «Это салют»
 ADJECTIVE_ENDINGS = ("ий", "ый", "ого", "ом", "ой", "ая", "ую", "ое", "ые", "их")
 DISTRICT_NOUNS = ("район", "округ", "district")
 RULE_OF_MODE = {NAME: "name", SHORT: "short_name", WEAK: "weak_name", ADJECTIVE: "adjective"}
@@ -81,6 +82,7 @@ ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им
 
 TOKEN_RE = re.compile(r"\w[\w'-]*")
 # The word before a position, found by matching the reversed text before it.
+HEADING_RE = re.compile(r"\w*\s+(?:на|в|у|до|on|towards?)\s+[A-ZА-ЯЁІЇЄҐ]")
 REVERSED_WORD_RE = re.compile(r"\W*([\w'-]*\w)")
 WORD_REACH = 80  # characters looked back for the word before a match
 YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20\d\d)(?!\d)")
@@ -178,6 +180,17 @@ class _Text:
                 return False  # a long word ends the sentence
         return folded[start:dot] in ABBREVIATIONS
 
+    def is_lead(self, sentence: int) -> bool:
+        """Return True for a question or a short line that the next sentence explains."""
+        start = self.sentence_starts[sentence]
+        end = (
+            self.sentence_starts[sentence + 1]
+            if sentence + 1 < len(self.sentence_starts)
+            else len(self.folded)
+        )
+        text = self.folded[start:end].rstrip()
+        return text.endswith("?") or len(TOKEN_RE.findall(text)) <= LEAD_MAX_WORDS
+
     def sentence_of(self, position: int) -> int:
         """Return the index of the sentence holding a position."""
         return bisect.bisect_right(self.sentence_starts, position) - 1
@@ -187,6 +200,11 @@ class _Text:
         window = self.folded[max(0, position - WORD_REACH) : position][::-1]
         match = REVERSED_WORD_RE.match(window)
         return match.group(1)[::-1] if match else ""
+
+    def heads_for(self, position: int) -> bool:
+        """Return True before a heading to a place, as in «Дроны на Москву»."""
+        match = HEADING_RE.match(self.original, position)
+        return match is not None
 
     def words_after(self, position: int, count: int) -> list[str]:
         """Return up to `count` words after a position, within its sentence."""
@@ -281,12 +299,12 @@ class Detector:
                 near.setdefault(hit.category[5:], set()).add(hit.sentence)
         rejected: set[str] = set()
         evidence: list[Evidence] = []
-        post_vetoes: set[str] = set()
+        post_vetoes: dict[str, set[int]] = {}  # reason → sentences it stands in
         sentence_vetoes: dict[int, set[str]] = {}
         for (_, _, term), hit in zip(raw_terms, hits, strict=True):
             group = self._groups[term]
             if group == "veto_post":
-                post_vetoes.add(self._reasons[term])
+                post_vetoes.setdefault(self._reasons[term], set()).add(hit.sentence)
             elif group == "veto_sentence":
                 sentence_vetoes.setdefault(hit.sentence, set()).add(self._reasons[term])
             else:
@@ -307,7 +325,11 @@ class Detector:
             if hit.category not in KIND_OF_CATEGORY and hit.category != "all_clear":
                 continue
             reason = self._veto_reason(
-                doc, hit, post_vetoes, sentence_vetoes.get(hit.sentence, set()), near
+                doc,
+                hit,
+                self._scoped(doc, hit, post_vetoes),
+                sentence_vetoes.get(hit.sentence, set()),
+                near,
             )
             if reason:
                 rejected.add(reason)
@@ -321,7 +343,10 @@ class Detector:
 
         place_hits = self._places(doc, raw_places, near)
         self._resolve(place_hits)
-        event_sentences = {h.sentence for h in kind_hits} | {h.sentence for h in clear_hits}
+        clear_sentences = {h.sentence for h in clear_hits}
+        alert_sentences = {h.sentence for h in kind_hits} - clear_sentences
+        # An alert's regions come from its own sentences, not from an all-clear beside it.
+        event_sentences = alert_sentences or clear_sentences
         quiet = {h.sentence for h in hits if h.category == "quiet"} - event_sentences
         located = [p for p in place_hits if p.regions and not p.source]
         if located:  # the target, not the launch site, when the post names both
@@ -331,7 +356,6 @@ class Detector:
             chosen = [p for p in place_hits if p.sentence not in quiet and p.regions]
         regions = _unique(region for p in chosen for region in p.regions)
 
-        clear_sentences = {h.sentence for h in clear_hits}
         alert_hits = [h for h in kind_hits if h.sentence not in clear_sentences]
         all_clear = bool(clear_hits) and not alert_hits
         used = kind_hits if all_clear else alert_hits
@@ -396,7 +420,7 @@ class Detector:
             return SENTENCE_VETO_DRONES_ONLY
         if self._negated(doc, hit):
             return "negated"
-        if hit.category == "drone" and "drone_event" not in near:
+        if hit.category == "drone" and "drone_event" not in near and not doc.heads_for(hit.end):
             return "no_event"
         if "simile_before" in near and doc.word_before(hit.start) in self._simile:
             return "figurative"
@@ -419,6 +443,23 @@ class Detector:
         ):
             return SENTENCE_VETO_DRONES_ONLY
         return None
+
+    @staticmethod
+    def _scoped(doc: _Text, hit: _Hit, vetoes: dict[str, set[int]]) -> set[str]:
+        """Return the drill, fireworks... vetoes that reach a term.
+
+        Drills and fireworks reach the terms of their own sentence, and of the sentence just
+        before when that one is a question or a short line: «Хлопки в центре? Это салют».
+        Controlled blasts and thunder void every explosion word of the post.
+        """
+        lead = doc.is_lead(hit.sentence)
+        return {
+            reason
+            for reason, sentences in vetoes.items()
+            if reason in POST_VETOES_VOID_EXPLOSIONS  # sappers, thunder: the whole post
+            or hit.sentence in sentences
+            or (lead and hit.sentence + 1 in sentences)
+        }
 
     @staticmethod
     def _negated(doc: _Text, hit: _Hit) -> bool:

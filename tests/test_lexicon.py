@@ -11,7 +11,7 @@ from bot.lexicon import Lexicon
 
 def test_packaged_lexicon_loads_with_typo_variants() -> None:
     lexicon = Lexicon.load()
-    assert {t.category for t in lexicon.terms["бпла"]} == {"drone"}
+    assert "drone" in {t.category for t in lexicon.terms["бпла"]}
     assert "взрвы" in lexicon.terms  # «взрывы» with a letter dropped
     assert "район" in lexicon.token_sets["anchor"]
     assert "районе" in lexicon.token_sets["anchor"]
