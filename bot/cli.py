@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -97,11 +98,9 @@ def _cmd_login() -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     watch = _watch_regions(args.regions)
-    if args.jsonl:
-        asyncio.run(replay(args.paths, watch, args.db, JsonlWriter(sys.stdout)))
-    else:
-        summary = SummaryWriter(sys.stdout)
-        summary.footer(asyncio.run(replay(args.paths, watch, args.db, summary)))
+    # Output is written after the replay commits: nothing is reported that was rolled back.
+    writer = JsonlWriter(sys.stdout) if args.jsonl else SummaryWriter(sys.stdout)
+    writer.flush(asyncio.run(replay(args.paths, watch, args.db, writer)))
     return EXIT_OK
 
 
@@ -132,3 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SkywatchError as err:
         sys.stderr.write(f"skywatch: {err}\n")
         return EXIT_BAD_INPUT
+    except sqlite3.Error as err:
+        sys.stderr.write(f"skywatch: database error, nothing was committed: {err}\n")
+        return EXIT_FAILURE

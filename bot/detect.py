@@ -83,6 +83,7 @@ ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им
 TOKEN_RE = re.compile(r"\w[\w'-]*")
 # The word before a position, found by matching the reversed text before it.
 HEADING_RE = re.compile(r"\w*\s+(?:на|в|у|до|on|towards?)\s+[A-ZА-ЯЁІЇЄҐ]")
+WORD_TAIL_RE = re.compile(r"[\w'-]*")
 REVERSED_WORD_RE = re.compile(r"\W*([\w'-]*\w)")
 WORD_REACH = 80  # characters looked back for the word before a match
 YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20\d\d)(?!\d)")
@@ -252,11 +253,6 @@ class Detector:
         self._groups = {term: term.group for term in terms}
         self._reasons = {term: term.reason for term in terms}
 
-    @classmethod
-    def load(cls) -> Detector:
-        """Build a detector from the packaged lexicon and gazetteer."""
-        return cls(Lexicon.load(), Gazetteer.load())
-
     # ------------------------------------------------------------------ matching
 
     def _matches(self, folded: str) -> list[tuple[int, int]]:
@@ -266,7 +262,7 @@ class Detector:
         return list(self._automaton.iter(" " + SEPARATOR_RE.sub(" ", folded) + " "))
 
     def _scan(
-        self, matches: list[tuple[int, int]]
+        self, folded: str, matches: list[tuple[int, int]]
     ) -> tuple[list[tuple[int, int, Term]], list[tuple[int, int, _Entry]]]:
         """Split matches into terms and place forms with their spans in the folded text."""
         terms: list[tuple[int, int, Term]] = []
@@ -276,8 +272,14 @@ class Detector:
             # The key is " word " (or " word" for a prefix): see _build_automaton.
             length, trailing, entry = value & 0xFF, (value >> 8) & 1, entries[value >> 9]
             start, end = last - length + 1, last - trailing
-            for term in entry.terms:
-                terms.append((start, end, term))
+            if entry.terms:
+                # A prefix term's evidence is the whole word: «Беспилотники», not «Беспилотн».
+                tail = None if trailing else WORD_TAIL_RE.match(folded, end)
+                word_end = tail.end() if tail else end
+                seen = {(s_, t.category) for s_, _, t in terms[-4:]}
+                for term in entry.terms:
+                    if (start, term.category) not in seen:
+                        terms.append((start, word_end if term.prefix else end, term))
             if entry.places:
                 places.append((start, end, entry))
         return terms, places
@@ -289,7 +291,7 @@ class Detector:
         triggers = self._trigger_entries
         if not any(value >> 9 in triggers for _, value in matches):
             return NOTHING  # no attack or all-clear word: the common case, kept cheap
-        raw_terms, raw_places = self._scan(matches)
+        raw_terms, raw_places = self._scan(folded, matches)
         doc = _Text(text, folded)
         hits = [_Hit(t.category, s, e, doc.sentence_of(s)) for s, e, t in raw_terms]
 

@@ -18,6 +18,7 @@ __all__ = ["ChannelExport", "find_export_files", "flatten_text", "load_export", 
 EXPORT_FILENAME = "result.json"
 # Bot API style ids carry this prefix for channels; the pipeline uses the bare id.
 CHANNEL_ID_PREFIX = 1_000_000_000_000
+MAX_ID = 2**63 - 1  # SQLite INTEGER
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +75,8 @@ def _bare_channel_id(raw: object) -> int:
         value = -value
         if value > CHANNEL_ID_PREFIX:
             value -= CHANNEL_ID_PREFIX
-    if value <= 0:
-        raise ValueError(f"channel id {raw!r} is not positive")
+    if not 0 < value <= MAX_ID:
+        raise ValueError(f"channel id {raw!r} is out of range")
     return value
 
 
@@ -105,6 +106,8 @@ def _post(channel_id: int, title: str, message: dict[str, Any]) -> Post | None:
     message_id = message.get("id")
     if isinstance(message_id, bool) or not isinstance(message_id, int):
         raise ValueError(f"message id {message_id!r} is not an integer")
+    if not 0 < message_id <= MAX_ID:
+        raise ValueError(f"message id {message_id} is out of range")
     where = f"message {message_id}"
     if "date_unixtime" not in message:
         raise ValueError(f'{where}: no "date_unixtime"')
@@ -172,8 +175,9 @@ def load_export(path: str | Path) -> list[ChannelExport]:
 def merge_posts(exports: Sequence[ChannelExport]) -> list[Post]:
     """Merge channels' posts into one stream in the order they would have arrived live."""
 
-    def key(post: Post) -> tuple[datetime, int, int]:
-        return (post.date, post.channel_id, post.id)
+    def key(post: Post) -> tuple[datetime, int, int, datetime]:
+        # The same post in two exports: the older version first, so the edit wins.
+        return (post.date, post.channel_id, post.id, post.edit_date or post.date)
 
     streams = [sorted(export.posts, key=key) for export in exports]
     return list(heapq.merge(*streams, key=key))

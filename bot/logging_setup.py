@@ -18,13 +18,11 @@ def redact(text: str) -> str:
     return _TOKEN_RE.sub("bot<redacted>", text)
 
 
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
+class _RedactingFormatter(logging.Formatter):
+    """Format a record, then redact the whole line, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -36,8 +34,8 @@ class _JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            payload["exc_info"] = redact(self.formatException(record.exc_info))
-        return json.dumps(payload, ensure_ascii=False)
+            payload["exc_info"] = self.formatException(record.exc_info)
+        return redact(json.dumps(payload, ensure_ascii=False))
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
@@ -46,8 +44,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_RedactingFilter())
+        handler.setFormatter(
+            _RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -60,32 +60,40 @@ class Pipeline:
         """Process one post; return None when it was already processed with the same text."""
         return (await self.process_many([post]))[0]
 
-    async def process_many(self, posts: Sequence[Post]) -> list[Outcome | None]:
+    async def process_many(
+        self, posts: Sequence[Post], *, report_repeats: bool = False
+    ) -> list[Outcome | None]:
         """Process posts in arrival order, with a few queries for the whole batch.
 
-        Live posts come one at a time, replayed ones in batches; both take this path.
+        Live posts come one at a time, replayed ones in batches; both take this path. A
+        post already processed with the same text gives None, or with `report_repeats` an
+        outcome that is reported but not stored again (replay into an existing database).
+        The posts and their verdicts are stored together or not at all.
         """
         now = self.clock()
-        changes = await self.posts.classify(posts)
         outcomes: list[Outcome | None] = []
         stored: list[Post] = []
         verdicts: list[tuple[int, int, Detection, bool]] = []
-        for post, change in zip(posts, changes, strict=True):
-            if change is PostChange.UNCHANGED:
-                log.debug("post %s/%s already processed", post.channel_id, post.id)
-                outcomes.append(None)
-                continue
-            detection = self.detector.detect(post.text, post.date)
-            regions = tuple(r for r in detection.regions if r in self._watched)
-            flagged = detection.alert and bool(regions)
-            incident = post_incident_id(post) if flagged else None
-            stored.append(post)
-            verdicts.append((post.channel_id, post.id, detection, flagged))
-            outcomes.append(Outcome(post, change, detection, regions, incident))
-            self._log(post, change, detection, regions, flagged)
-        if stored:
-            await self.posts.save(stored, now)
-            await self.detections.save(verdicts, now)
+        async with self.posts.db.savepoint("process"):
+            changes = await self.posts.classify(posts)
+            for post, change in zip(posts, changes, strict=True):
+                if change is PostChange.UNCHANGED and not report_repeats:
+                    log.debug("post %s/%s already processed", post.channel_id, post.id)
+                    outcomes.append(None)
+                    continue
+                detection = self.detector.detect(post.text, post.date)
+                regions = tuple(r for r in detection.regions if r in self._watched)
+                flagged = detection.alert and bool(regions)
+                incident = post_incident_id(post) if flagged else None
+                outcomes.append(Outcome(post, change, detection, regions, incident))
+                if change is PostChange.UNCHANGED:
+                    continue
+                stored.append(post)
+                verdicts.append((post.channel_id, post.id, detection, flagged))
+                self._log(post, change, detection, regions, flagged)
+            if stored:
+                await self.posts.save(stored, now)
+                await self.detections.save(verdicts, now)
         return outcomes
 
     @staticmethod

@@ -46,14 +46,16 @@ async def replay(
 ) -> ReplayResult:
     """Run the exports' posts through the pipeline in one transaction (all or nothing).
 
-    Every export is read and checked before the database is opened. Each processed post's
-    outcome goes to `sink` in arrival order; none is kept here, so memory stays flat.
+    Every export is read and checked before the database is opened. Each post's outcome
+    goes to `sink` in arrival order (posts the database already holds are reported, not
+    stored again); none is kept here, so memory stays flat.
     """
     files, posts, skipped = load_posts(paths)
     processed = flagged = 0
     async with open_pipeline(database_path, watch_regions) as (db, pipeline), db.transaction():
         for start in range(0, len(posts), BATCH_SIZE):
-            for outcome in await pipeline.process_many(posts[start : start + BATCH_SIZE]):
+            batch = posts[start : start + BATCH_SIZE]
+            for outcome in await pipeline.process_many(batch, report_repeats=True):
                 if outcome is None:
                     continue
                 processed += 1
@@ -76,21 +78,27 @@ def outcome_json(outcome: Outcome) -> dict[str, object]:
 
 
 class JsonlWriter:
-    """A replay sink writing one JSON line per flagged post."""
+    """A replay sink for one JSON line per flagged post, written once the replay commits."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self._lines: list[str] = []
 
     def __call__(self, outcome: Outcome) -> None:
         if outcome.flagged:
-            self.out.write(json.dumps(outcome_json(outcome), ensure_ascii=False) + "\n")
+            self._lines.append(json.dumps(outcome_json(outcome), ensure_ascii=False) + "\n")
+
+    def flush(self, result: ReplayResult) -> None:
+        """Write what the finished replay flagged."""
+        self.out.writelines(self._lines)
 
 
 class SummaryWriter:
-    """A replay sink writing each flagged post readably: kinds, regions, text and why."""
+    """A replay sink for a readable summary of flagged posts: kinds, regions, text and why."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self._blocks: list[str] = []
 
     def __call__(self, outcome: Outcome) -> None:
         if not outcome.flagged:
@@ -104,15 +112,16 @@ class SummaryWriter:
             for e in outcome.detection.evidence
             if e.rule.startswith(("term:", "place:"))
         ]
-        self.out.write(
+        self._blocks.append(
             f"{post.date:%Y-%m-%d %H:%M} UTC  {post.channel_title or post.channel_id}/{post.id}\n"
             f"  {', '.join(outcome.detection.kinds)} in {', '.join(outcome.regions)}\n"
             f"  {text}\n"
             f"  why: {'; '.join(reasons)}\n\n"
         )
 
-    def footer(self, result: ReplayResult) -> None:
-        """Write the totals of a finished replay."""
+    def flush(self, result: ReplayResult) -> None:
+        """Write the flagged posts and the totals of the finished replay."""
+        self.out.writelines(self._blocks)
         self.out.write(
             f"{len(result.files)} export file(s), {result.posts} posts "
             f"({result.skipped} service or media-only messages skipped), "

@@ -105,6 +105,18 @@ class Database:
             )
 
     @asynccontextmanager
+    async def savepoint(self, name: str) -> AsyncIterator[aiosqlite.Connection]:
+        """Run a block atomically, inside or outside a transaction (SQLite SAVEPOINT)."""
+        await self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield self.conn
+        except BaseException:
+            await self.conn.execute(f"ROLLBACK TO {name}")
+            await self.conn.execute(f"RELEASE {name}")
+            raise
+        await self.conn.execute(f"RELEASE {name}")
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Run a block in one transaction: committed on success, rolled back on any error."""
         await self.conn.execute("BEGIN IMMEDIATE")

@@ -38,30 +38,35 @@ class PostRepo:
 
         One query for the whole batch; a post repeated within the batch is judged against
         its earlier copy. Reactions and view counts also bump the edit date: only new text
-        is an edit.
+        is an edit. A copy older than the stored version (an earlier edit date, or none
+        where one is stored) is a repeat: the newest text is kept.
         """
         keys = list(dict.fromkeys((post.channel_id, post.id) for post in posts))
-        known: dict[tuple[int, int], str] = {}
+        known: dict[tuple[int, int], tuple[str, int | None]] = {}
         for chunk_start in range(0, len(keys), MAX_KEYS_PER_QUERY):
             chunk = keys[chunk_start : chunk_start + MAX_KEYS_PER_QUERY]
             values = ", ".join("(?, ?)" for _ in chunk)
             rows = await self.db.conn.execute_fetchall(
-                "SELECT channel_id, message_id, text FROM posts"
+                "SELECT channel_id, message_id, text, edit_date FROM posts"
                 f" WHERE (channel_id, message_id) IN (VALUES {values})",
                 [part for key in chunk for part in key],
             )
-            known.update({(row[0], row[1]): row[2] for row in rows})
+            known.update({(row[0], row[1]): (row[2], row[3]) for row in rows})
         changes = []
         for post in posts:
             key = (post.channel_id, post.id)
-            text = known.get(key)
-            if text is None:
+            stored = known.get(key)
+            edited = _ts(post.edit_date)
+            if stored is None:
                 changes.append(PostChange.NEW)
-            elif text != post.text:
+            elif stored[1] is not None and (edited is None or edited < stored[1]):
+                changes.append(PostChange.UNCHANGED)  # an older copy
+                continue
+            elif stored[0] != post.text:
                 changes.append(PostChange.EDITED)
             else:
                 changes.append(PostChange.UNCHANGED)
-            known[key] = post.text
+            known[key] = (post.text, edited)
         return changes
 
     async def save(self, posts: Sequence[Post], now: datetime) -> None:

@@ -142,3 +142,32 @@ def test_eval_bad_labels_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
         == 2
     )
     assert "line 1" in capsys.readouterr().err
+
+
+def test_replay_into_an_existing_db_reports_stored_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_export(tmp_path / "tg", TAGANROG, id=42)
+    args = ["replay", str(tmp_path / "tg"), "--regions", "RU-ROS", "--jsonl", "--db"]
+    assert main([*args, str(tmp_path / "out.db")]) == 0
+    first = capsys.readouterr().out
+    assert main([*args, str(tmp_path / "out.db")]) == 0
+    assert capsys.readouterr().out == first != ""
+
+
+def test_the_newest_edit_wins_across_exports(tmp_path: Path) -> None:
+    original = message(7, 1741055000, "Таганрог: новости")
+    edited = message(7, 1741055000, "Таганрог: взрывы, работает ПВО", edited_unixtime="1741055100")
+    write_export(tmp_path / "a_new", [edited], id=42)
+    write_export(tmp_path / "b_old", [original], id=42)
+    db = tmp_path / "out.db"
+    assert main(["replay", str(tmp_path), "--regions", "RU-ROS", "--db", str(db)]) == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT text FROM posts").fetchall() == [(edited["text"],)]
+        assert conn.execute("SELECT flagged FROM detections").fetchall() == [(1,)]
+
+
+def test_out_of_range_id_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_export(tmp_path / "tg", [message(2**63, 1, "Взрывы в Таганроге")], id=42)
+    assert main(["replay", str(tmp_path), "--regions", "RU-ROS"]) == 2
+    assert "out of range" in capsys.readouterr().err

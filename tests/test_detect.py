@@ -194,3 +194,9 @@ def test_no_date_means_no_year_check(detector: Detector) -> None:
     text = "Взрывы в Белгороде, 2024"
     assert not detector.detect(text, datetime(2025, 1, 1, tzinfo=UTC)).alert
     assert detector.detect(text, None).alert
+
+
+def test_evidence_of_a_prefix_term_is_the_whole_word_once(detector: Detector) -> None:
+    detection = detector.detect("Беспилотники сбиты над Таганрогом", POST_DATE)
+    drones = [(e.text, e.start, e.end) for e in detection.evidence if e.kind == "drone"]
+    assert drones == [("Беспилотники", 0, 12)]

@@ -30,3 +30,18 @@ def test_token_never_reaches_a_log_line(fmt: str, capsys: pytest.CaptureFixture[
     assert "SECRET" not in err and "bot<redacted>" in err
     if fmt == "json":
         assert json.loads(err.strip().splitlines()[-1])["level"] == "INFO"
+
+
+def test_token_in_a_traceback_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", "text")
+        try:
+            raise RuntimeError("GET https://api.telegram.org/bot123456:SECRET/getMe failed")
+        except RuntimeError:
+            logging.getLogger("bot").exception("delivery failed")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    err = capsys.readouterr().err
+    assert "SECRET" not in err and "RuntimeError" in err

@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bot.app import open_pipeline
 from bot.detect import Detector
 from bot.models import Post
@@ -49,3 +51,26 @@ async def test_unwatched_region_is_detected_but_not_flagged(
         assert not outcome.flagged and outcome.regions == ()
         stored = await DetectionRepo(db).get(5, 2)
         assert stored is not None and not stored.flagged and stored.detection.alert
+
+
+class FailingDetectionRepo(DetectionRepo):
+    """Stands in for a crash between storing posts and storing their verdicts."""
+
+    async def save(self, rows: object, now: datetime) -> None:
+        raise RuntimeError("crash")
+
+
+async def test_posts_and_verdicts_are_stored_together(
+    tmp_path: Path, detector: Detector, clock: FakeClock
+) -> None:
+    post = Post(channel_id=5, id=3, date=DATE, text="Взрывы в Таганроге")
+    async with open_pipeline(tmp_path / "s.db", ["RU-ROS"], detector=detector, clock=clock) as (
+        db,
+        pipeline,
+    ):
+        pipeline.detections = FailingDetectionRepo(db)
+        with pytest.raises(RuntimeError):
+            await pipeline.process(post)
+        pipeline.detections = DetectionRepo(db)
+        outcome = await pipeline.process(post)  # not lost: processed on the next try
+        assert outcome is not None and outcome.flagged

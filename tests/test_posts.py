@@ -50,3 +50,13 @@ async def test_large_batches_are_split(tmp_path: Path) -> None:
         changes = await repo.classify(posts)
     assert changes.count(PostChange.UNCHANGED) == 6_000
     assert changes.count(PostChange.NEW) == 6_000
+
+
+async def test_an_older_copy_never_replaces_an_edit(tmp_path: Path) -> None:
+    edited = replace(POST, text="Взрывы в Краснодаре, работает ПВО", edit_date=NOW)
+    async with Database(tmp_path / "sky.db") as db:
+        repo = PostRepo(db)
+        await repo.save([edited], NOW)
+        # The original, unedited copy (another export, a late catch-up) is stale.
+        assert await repo.classify([POST]) == [PostChange.UNCHANGED]
+        assert await repo.classify([POST, edited]) == [PostChange.UNCHANGED, PostChange.UNCHANGED]
