@@ -46,6 +46,7 @@ MIN_POPULATION = 1000
 # for towns at least this large (Ukrainian channels report towns, rarely villages).
 UK_SPELLING_MIN_POPULATION = 20_000
 COUNTRIES = ("RU", "UA")
+ADJECTIVE_ENDINGS = ("ский", "цкий", "ский", "ий", "ый", "ой", "ая", "ое", "ські", "ськ", "ський")
 UK_ADJECTIVE_ENDINGS = (
     "а",
     "ої",
@@ -171,6 +172,10 @@ def _ru_word_rules(word: str) -> dict[str, set[str]]:
             add("datv", stem + "ам")
             add("ablt", stem + "ами")
             add("loct", stem + "ах")
+        elif last == "и" and stem[-1:] in "кгхжшчщ":  # plural «Лиски», «Луки», «Минводы»
+            add("datv", stem + "ам")
+            add("ablt", stem + "ами")
+            add("loct", stem + "ах")
         elif last == "о" and word.endswith(("ово", "ево", "ино", "ыно")):
             add("gent", stem + "а")
             add("datv", stem + "у")
@@ -186,11 +191,14 @@ def _ru_word_rules(word: str) -> dict[str, set[str]]:
 
 
 def _uk_alternate(word: str) -> set[str]:
-    """Return the stem(s) of a Ukrainian noun with і → о in the last closed syllable."""
+    """Return the stem(s) of a Ukrainian noun with і → о, ї → є in the last closed syllable."""
     stems = {word}
     match = re.search(r"і([^аеиіїоуюяє]+)$", word)
     if match:
         stems.add(word[: match.start()] + "о" + match.group(1))
+    match = re.search(r"ї([^аеиіїоуюяє]+)$", word)  # «Миколаїв» → «Миколаєва», «Київ» → «Києва»
+    if match:
+        stems.add(word[: match.start()] + "є" + match.group(1))
     return stems
 
 
@@ -314,6 +322,16 @@ class Morphology:
             if "-" in word:
                 parts = word.split("-")
                 # «Ростов-на-Дону»: the head comes first; «Йошкар-Ола»: the last part declines.
+                if len(parts) == 2 and parts[1].endswith(ADJECTIVE_ENDINGS):
+                    # «Каменск-Шахтинский»: both parts decline («в Каменске-Шахтинском»).
+                    first, second = self.word_forms(parts[0]), self.word_forms(parts[1])
+                    per_word.append(
+                        {
+                            case: {f"{a}-{b}" for a in first[case] for b in second[case]}
+                            for case in CASES
+                        }
+                    )
+                    continue
                 head = 0 if len(parts) > 2 and parts[1] in ("на", "над") else len(parts) - 1
                 head_forms = self.word_forms(parts[head])
                 per_word.append(
