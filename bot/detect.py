@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -77,12 +78,14 @@ NOT_SEEN = frozenset(
         "reported",
     }
 )
+NEGATION_RE = re.compile(r"(?<!\w)(?:не|нет|немає|без|no|ни|жодних|никаких)(?!\w)")
+NO_VETOES: frozenset[str] = frozenset()
 MAX_ABBREVIATION = 3
 ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им", "обл", "р-н", "с", "х", "м"})
 
 TOKEN_RE = re.compile(r"\w[\w'-]*")
 # The word before a position, found by matching the reversed text before it.
-HEADING_RE = re.compile(r"\w*\s+(?:на|в|у|до|on|towards?)\s+[A-ZА-ЯЁІЇЄҐ]")
+HEADING_RE = re.compile(r"\w*\s+(?:на|в|у|до|над|on|towards?|over|above)\s+[A-ZА-ЯЁІЇЄҐ]")
 WORD_TAIL_RE = re.compile(r"[\w'-]*")
 REVERSED_WORD_RE = re.compile(r"\W*([\w'-]*\w)")
 WORD_REACH = 80  # characters looked back for the word before a match
@@ -244,14 +247,11 @@ class Detector:
         self._civil_next = lexicon.token_sets["civil_next"]
         self._simile = lexicon.token_sets["simile_before"]
         self._entries, self._automaton = _build_automaton(lexicon, gazetteer)
-        terms = {term for bucket in lexicon.terms.values() for term in bucket}
         self._trigger_entries = frozenset(
             index
             for index, entry in enumerate(self._entries)
             if any(term.trigger for term in entry.terms)
         )
-        self._groups = {term: term.group for term in terms}
-        self._reasons = {term: term.reason for term in terms}
 
     # ------------------------------------------------------------------ matching
 
@@ -267,6 +267,7 @@ class Detector:
         """Split matches into terms and place forms with their spans in the folded text."""
         terms: list[tuple[int, int, Term]] = []
         places: list[tuple[int, int, _Entry]] = []
+        seen: set[tuple[int, str]] = set()
         entries = self._entries
         for last, value in matches:
             # The key is " word " (or " word" for a prefix): see _build_automaton.
@@ -276,9 +277,9 @@ class Detector:
                 # A prefix term's evidence is the whole word: «Беспилотники», not «Беспилотн».
                 tail = None if trailing else WORD_TAIL_RE.match(folded, end)
                 word_end = tail.end() if tail else end
-                seen = {(s_, t.category) for s_, _, t in terms[-4:]}
                 for term in entry.terms:
-                    if (start, term.category) not in seen:
+                    if (start, term.category) not in seen:  # one hit a word and category
+                        seen.add((start, term.category))
                         terms.append((start, word_end if term.prefix else end, term))
             if entry.places:
                 places.append((start, end, entry))
@@ -296,6 +297,8 @@ class Detector:
         hits = [_Hit(t.category, s, e, doc.sentence_of(s)) for s, e, t in raw_terms]
 
         near: dict[str, set[int]] = {}  # "street" → sentences where a street word stands
+        if NEGATION_RE.search(folded):
+            near["negation"] = {-1}  # somewhere: _negated looks at the words themselves
         for hit in hits:
             if hit.category.startswith("near:"):
                 near.setdefault(hit.category[5:], set()).add(hit.sentence)
@@ -304,14 +307,14 @@ class Detector:
         post_vetoes: dict[str, set[int]] = {}  # reason → sentences it stands in
         sentence_vetoes: dict[int, set[str]] = {}
         for (_, _, term), hit in zip(raw_terms, hits, strict=True):
-            group = self._groups[term]
+            group = term.group
             if group == "veto_post":
-                post_vetoes.setdefault(self._reasons[term], set()).add(hit.sentence)
+                post_vetoes.setdefault(term.reason, set()).add(hit.sentence)
             elif group == "veto_sentence":
-                sentence_vetoes.setdefault(hit.sentence, set()).add(self._reasons[term])
+                sentence_vetoes.setdefault(hit.sentence, set()).add(term.reason)
             else:
                 continue
-            evidence.append(self._evidence(doc, hit, f"veto:{self._reasons[term]}"))
+            evidence.append(self._evidence(doc, hit, f"veto:{term.reason}"))
         if date is not None:
             for match in YEAR_RE.finditer(folded):
                 if int(match.group()) < date.year:
@@ -329,7 +332,7 @@ class Detector:
             reason = self._veto_reason(
                 doc,
                 hit,
-                self._scoped(doc, hit, post_vetoes),
+                self._scoped(doc, hit, post_vetoes) if post_vetoes else NO_VETOES,
                 sentence_vetoes.get(hit.sentence, set()),
                 near,
             )
@@ -361,9 +364,8 @@ class Detector:
         alert_hits = [h for h in kind_hits if h.sentence not in clear_sentences]
         all_clear = bool(clear_hits) and not alert_hits
         used = kind_hits if all_clear else alert_hits
-        kinds = tuple(
-            k.value for k in KIND_ORDER if any(KIND_OF_CATEGORY[h.category] == k for h in used)
-        )
+        found = {KIND_OF_CATEGORY[h.category] for h in used}
+        kinds = tuple(k.value for k in KIND_ORDER if k in found)
 
         evidence += [
             self._evidence(doc, h, f"term:{h.category}", KIND_OF_CATEGORY[h.category])
@@ -406,7 +408,7 @@ class Detector:
         self,
         doc: _Text,
         hit: _Hit,
-        post: set[str],
+        post: AbstractSet[str],
         sentence: set[str],
         near: dict[str, set[int]],
     ) -> str | None:
@@ -420,11 +422,11 @@ class Detector:
             return sorted(general)[0]
         if hit.category == "drone" and SENTENCE_VETO_DRONES_ONLY in sentence:
             return SENTENCE_VETO_DRONES_ONLY
-        if self._negated(doc, hit):
+        if near.get("negation") and self._negated(doc, hit):
             return "negated"
         if hit.category == "drone" and "drone_event" not in near and not doc.heads_for(hit.end):
             return "no_event"
-        if "simile_before" in near and doc.word_before(hit.start) in self._simile:
+        if doc.word_before(hit.start) in self._simile:
             return "figurative"
         if hit.category == "explosion_loud":
             following = doc.words_after(hit.end, 1)

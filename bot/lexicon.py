@@ -42,7 +42,6 @@ GATED_CATEGORIES = (
     "source",
     "figurative_next",
     "civil_next",
-    "simile_before",
     "drone_event",
 )
 MATCH_TYPES = ("prefix", "word", "typo")
@@ -54,21 +53,16 @@ class Term:
 
     category: str  # e.g. "drone", "all_clear", "veto_sentence:past"
     prefix: bool  # True: the word may go on after the term
+    group: str = field(init=False)  # "veto_sentence" for "veto_sentence:past"
+    reason: str = field(init=False)  # "past" for "veto_sentence:past", else ""
+    trigger: bool = field(init=False)  # a kind or an all-clear: worth a closer look
 
-    @property
-    def group(self) -> str:
-        """Return the category without its reason: "veto_sentence" for "veto_sentence:past"."""
-        return self.category.split(":", 1)[0]
-
-    @property
-    def reason(self) -> str:
-        """Return a veto's reason ("past" for "veto_sentence:past"), or ''."""
-        return self.category.partition(":")[2]
-
-    @property
-    def trigger(self) -> bool:
-        """Return True for terms that make a post worth a closer look (kinds, all-clears)."""
-        return self.category in KIND_CATEGORIES or self.category.startswith("all_clear")
+    def __post_init__(self) -> None:
+        group, _, reason = self.category.partition(":")
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "reason", reason)
+        trigger = self.category in KIND_CATEGORIES or self.category.startswith("all_clear")
+        object.__setattr__(self, "trigger", trigger)
 
 
 @dataclass(frozen=True, slots=True)
