@@ -90,6 +90,25 @@ WORD_TAIL_RE = re.compile(r"[\w'-]*")
 REVERSED_WORD_RE = re.compile(r"\W*([\w'-]*\w)")
 WORD_REACH = 80  # characters looked back for the word before a match
 YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20\d\d)(?!\d)")
+MONTHS = {
+    **dict.fromkeys(("января", "січня", "january", "jan"), 1),
+    **dict.fromkeys(("февраля", "лютого", "february", "feb"), 2),
+    **dict.fromkeys(("марта", "березня", "march", "mar"), 3),
+    **dict.fromkeys(("апреля", "квітня", "april", "apr"), 4),
+    **dict.fromkeys(("мая", "травня", "may"), 5),
+    **dict.fromkeys(("июня", "червня", "june", "jun"), 6),
+    **dict.fromkeys(("июля", "липня", "july", "jul"), 7),
+    **dict.fromkeys(("августа", "серпня", "august", "aug"), 8),
+    **dict.fromkeys(("сентября", "вересня", "september", "sep"), 9),
+    **dict.fromkeys(("октября", "жовтня", "october", "oct"), 10),
+    **dict.fromkeys(("ноября", "листопада", "november", "nov"), 11),
+    **dict.fromkeys(("декабря", "грудня", "december", "dec"), 12),
+}
+DAY_MONTH_RE = re.compile(
+    r"(?<!\d)([0-3]?\d)\s+(" + "|".join(MONTHS) + r")(?!\w)(?:\s+((?:19|20)\d\d)(?!\d))?"
+)
+# A named date («10 октября») this many days before the post is a past event.
+PAST_DATE_DAYS = 2
 HASHTAG_RE = re.compile(r"#(\w+)")
 CAMEL_RE = re.compile(r"[A-ZА-ЯЁІЇЄҐ][a-zа-яёіїєґ']*|[a-zа-яёіїєґ']+|\d+")
 # Everything but letters, digits, apostrophes and 💥 separates words for matching.
@@ -316,9 +335,8 @@ class Detector:
                 continue
             evidence.append(self._evidence(doc, hit, f"veto:{term.reason}"))
         if date is not None:
-            for match in YEAR_RE.finditer(folded):
-                if int(match.group()) < date.year:
-                    sentence_vetoes.setdefault(doc.sentence_of(match.start()), set()).add("past")
+            for position in _past_dates(folded, date):
+                sentence_vetoes.setdefault(doc.sentence_of(position), set()).add("past")
 
         threat_sentences = {h.sentence for h in hits if h.category == "threat"}
         for hit in hits:
@@ -721,6 +739,32 @@ MODE_RANK = {mode: rank for rank, mode in enumerate(MODES)}
 
 def _mode_rank(form: PlaceForm) -> int:
     return MODE_RANK[form.mode]
+
+
+def _past_dates(folded: str, date: datetime) -> Iterable[int]:
+    """Yield the positions of dates before the post's own: «в 2023 году», «10 октября».
+
+    A day and month without a year is this year's, or last year's when it would fall
+    after the post; it is past when more than PAST_DATE_DAYS before the post.
+    """
+    for match in YEAR_RE.finditer(folded):
+        if int(match.group()) < date.year:
+            yield match.start()
+    if not any(ch.isdigit() for ch in folded):
+        return
+    for match in DAY_MONTH_RE.finditer(folded):
+        day, month, year = int(match.group(1)), MONTHS[match.group(2)], match.group(3)
+        try:
+            named = date.replace(year=int(year) if year else date.year, month=month, day=day)
+        except ValueError:
+            continue  # «31 февраля»
+        if named > date and not year:
+            try:
+                named = named.replace(year=date.year - 1)
+            except ValueError:
+                continue
+        if (date - named).days > PAST_DATE_DAYS:
+            yield match.start()
 
 
 def _cyrillic(ch: str) -> bool:

@@ -194,6 +194,14 @@ def test_detection_is_deterministic(detector: Detector) -> None:
     assert first.regions == ("RU-KDA", "RU-ROS")
 
 
+def test_a_named_date_before_the_post_makes_it_past(detector: Detector) -> None:
+    june = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    assert not detector.detect("Это было 5 мая: взрывы в Таганроге", june).alert
+    assert not detector.detect("Вспоминаем 10 октября: над Белгородом сбиты ракеты", june).alert
+    assert detector.detect("1 июня, ночь: взрывы в Таганроге", june).alert
+    assert detector.detect("31 мая поздно вечером в Таганроге взрывы", june).alert
+
+
 def test_no_date_means_no_year_check(detector: Detector) -> None:
     text = "Взрывы в Белгороде, 2024"
     assert not detector.detect(text, datetime(2025, 1, 1, tzinfo=UTC)).alert
