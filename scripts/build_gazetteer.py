@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import re
 import sys
 from collections import defaultdict
@@ -109,17 +110,23 @@ class Place:
 # ---------------------------------------------------------------- case forms by rule
 
 
+class _CaseForms(dict[str, set[str]]):
+    """Case → forms of one word, starting from its nominative (and inanimate accusative)."""
+
+    def __init__(self, word: str) -> None:
+        super().__init__({case: {word} if case in ("nomn", "accs") else set() for case in CASES})
+
+    def add(self, case: str, *items: str) -> None:
+        """Add forms of one case."""
+        self[case].update(items)
+
+
 def _ru_word_rules(word: str) -> dict[str, set[str]]:
     """Return Russian case forms of one word by its ending (a superset is fine)."""
-    forms: dict[str, set[str]] = {
-        case: {word} if case in ("nomn", "accs") else set() for case in CASES
-    }
-
-    def add(case: str, *items: str) -> None:
-        forms[case].update(items)
-
     if len(word) < 3:
         return {case: {word} for case in CASES}
+    forms = _CaseForms(word)
+    add = forms.add
     stem2 = word[:-2]
     if word.endswith(("ий", "ый", "ой")):
         add("gent", stem2 + "ого", stem2 + "его")
@@ -204,15 +211,10 @@ def _uk_alternate(word: str) -> set[str]:
 
 def _uk_word_rules(word: str) -> dict[str, set[str]]:
     """Return Ukrainian case forms of one word by its ending (a superset is fine)."""
-    forms: dict[str, set[str]] = {
-        case: {word} if case in ("nomn", "accs") else set() for case in CASES
-    }
-
-    def add(case: str, *items: str) -> None:
-        forms[case].update(items)
-
     if len(word) < 3:
         return {case: {word} for case in CASES}
+    forms = _CaseForms(word)
+    add = forms.add
     stem2 = word[:-2]
     if word.endswith(("ий", "ій")):
         add("gent", stem2 + "ого")
@@ -647,7 +649,9 @@ def build(places: Iterable[Place], morphology: Morphology) -> dict[str, set[str]
 def write(places: list[Place], forms: dict[str, set[str]], regions: list[dict[str, str]]) -> None:
     """Write the gazetteer and the region table the service reads."""
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(OUTPUT, "wt", encoding="utf-8", compresslevel=9) as out:
+    # mtime=0: the same sources give the same bytes, so a rebuild shows no spurious diff.
+    raw = gzip.GzipFile(OUTPUT, "wb", compresslevel=9, mtime=0)
+    with raw, io.TextIOWrapper(raw, encoding="utf-8") as out:
         out.write("#places\n")
         for p in places:
             out.write(f"{p.pid}\t{p.region}\t{p.kind}\t{p.ru}\t{p.uk}\t{p.en}\t{p.population}\n")
