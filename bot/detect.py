@@ -37,6 +37,9 @@ from bot.text import fold
 
 __all__ = ["Detector"]
 
+# Telegram posts hold at most 4,096 characters (captions 1,024); longer text is read only
+# this far, so that no input can make detection slow.
+MAX_TEXT_LENGTH = 16_384
 NOTHING = Detection()  # immutable: shared by every post without an attack word
 KIND_ORDER = (Kind.EXPLOSION, Kind.DRONE, Kind.MISSILE, Kind.AIR_DEFENSE)
 WEAPON_CATEGORIES = frozenset({"drone", "missile", "air_defense"})
@@ -80,6 +83,8 @@ NOT_SEEN = frozenset(
 )
 NEGATION_RE = re.compile(r"(?<!\w)(?:не|нет|немає|без|no|ни|жодних|никаких)(?!\w)")
 NO_VETOES: frozenset[str] = frozenset()
+NO_SENTENCES: frozenset[int] = frozenset()
+AIR_DEFENSE_NOUNS = frozenset({"air_defense"})
 MAX_ABBREVIATION = 3
 ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им", "обл", "р-н", "с", "х", "м"})
 
@@ -306,6 +311,8 @@ class Detector:
 
     def detect(self, text: str, date: datetime | None = None) -> Detection:
         """Return what the post reports; `date` (the post's own) dates «в 2023 году» as past."""
+        if len(text) > MAX_TEXT_LENGTH:
+            text = text[:MAX_TEXT_LENGTH]  # spans stay valid: they index the same prefix
         folded = fold(text)
         matches = self._matches(folded)
         triggers = self._trigger_entries
@@ -360,7 +367,7 @@ class Detector:
                 clear_hits.append(hit)
             else:
                 kind_hits.append(hit)
-        kind_hits = self._settle_kinds(kind_hits)
+        kind_hits = self._settle_kinds(doc, kind_hits, near.get("ad_activity", NO_SENTENCES))
         if not kind_hits and not clear_hits:
             return Detection(evidence=tuple(evidence), rejected=tuple(sorted(rejected)))
 
@@ -498,10 +505,25 @@ class Detector:
         return before in NOT_SEEN and doc.word_before(hit.start - len(before) - 1) in ("не", "not")
 
     @staticmethod
-    def _settle_kinds(hits: list[_Hit]) -> list[_Hit]:
-        """Keep air-defence verbs beside a weapon and «обстрел» beside another kind."""
+    def _settle_kinds(doc: _Text, hits: list[_Hit], active: AbstractSet[int]) -> list[_Hit]:
+        """Keep the kind words that report something happening.
+
+        An air-defence verb («сбиты») counts beside a weapon word; «ПВО» counts where it
+        works («работает ПВО») or beside another kind, not in «День войск ПВО»; «обстрел»
+        counts beside another kind. A terse line («ПВО над Курском», «Таганрог: ПВО!») counts.
+        """
         weapon_sentences = {h.sentence for h in hits if h.category in WEAPON_CATEGORIES}
         kept = [h for h in hits if h.category != "ad_action" or h.sentence in weapon_sentences]
+        other_kinds = {h.sentence for h in kept if h.category not in AIR_DEFENSE_NOUNS}
+        kept = [
+            h
+            for h in kept
+            if h.category != "air_defense"
+            or h.sentence in other_kinds
+            or h.sentence in active
+            or doc.heads_for(h.end)  # «ПВО над Курском»
+            or doc.is_lead(h.sentence)  # «Таганрог: ПВО!»
+        ]
         strong = any(h.category in STRONG_KIND_CATEGORIES for h in kept)
         return [h for h in kept if h.category != "explosion_weak" or strong]
 

@@ -35,6 +35,7 @@ TOKEN_CATEGORIES = (
     "civil_next",
     "simile_before",
     "drone_event",
+    "ad_activity",
 )
 GATED_CATEGORIES = (
     "anchor",
@@ -43,6 +44,7 @@ GATED_CATEGORIES = (
     "figurative_next",
     "civil_next",
     "drone_event",
+    "ad_activity",
 )
 MATCH_TYPES = ("prefix", "word", "typo")
 

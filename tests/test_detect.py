@@ -67,6 +67,9 @@ ALERTS = [
     ("Губернатор Владимир Владимиров: над Ставропольем сбит БПЛА", ["RU-STA"], ["drone"]),
     ("Сегодня в Краснодаре взрывы, вчера было тихо", ["RU-KDA"], ["explosion"]),
     ("В Каменске-Шахтинском взрывы", ["RU-ROS"], ["explosion"]),
+    ("ПВО над Курском", ["RU-KRS"], ["air_defense"]),
+    ("Таганрог: ПВО!", ["RU-ROS"], ["air_defense"]),
+    ("Air defense is active over Belgorod", ["RU-BEL"], ["air_defense"]),
     ("В Лисках прилёт", ["RU-VOR"], ["explosion"]),
     ("Вибухи у Миколаєві", ["UA-48"], ["explosion"]),
     ("Взрывы в Великих Луках", ["RU-PSK"], ["explosion"]),
@@ -102,6 +105,9 @@ NOT_ALERTS = [
     "В Белгороде не слышно взрывов",
     "Цены на жильё в Краснодаре взлетели как ракета",
     "Над Черным морем сбиты 10 БПЛА",
+    "День войск ПВО отметили в Краснодаре",
+    "Ветеран ПВО из Таганрога отметил юбилей",
+    "Власти Белгорода закупили системы ПВО",
     "Ракетка теннисиста из Краснодара",
     "Беспилотники могут атаковать Краснодар, заявил эксперт",
     "Хлопки в ладоши в Таганроге",
@@ -212,3 +218,8 @@ def test_evidence_of_a_prefix_term_is_the_whole_word_once(detector: Detector) ->
     detection = detector.detect("Беспилотники сбиты над Таганрогом", POST_DATE)
     drones = [(e.text, e.start, e.end) for e in detection.evidence if e.kind == "drone"]
     assert drones == [("Беспилотники", 0, 12)]
+
+
+def test_huge_text_is_read_only_so_far(detector: Detector) -> None:
+    detection = detector.detect("Взрывы в Таганроге. " + "Новости. " * 100_000, POST_DATE)
+    assert detection.regions == ("RU-ROS",)
