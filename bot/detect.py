@@ -1,20 +1,24 @@
 """Detection: does a post report a current attack in a region, and why (a pure function).
 
 One Aho-Corasick pass over the folded text finds every lexicon term and every place form.
-Posts with no attack term leave right there; the rest go through these steps:
+Posts with no attack or all-clear word leave right there; the rest go through these steps
+(README.md, "How detection works", says the same for operators):
 
-1. vetoes: drills, denials, fireworks and controlled blasts void the post or its explosion
-   terms; past events, court cases, statistics, instructions and civil drone news void the
-   sentence they stand in; a figurative complement («взрыв эмоций») or a quoted title voids
-   one term;
-2. kinds: what is left, with air-defence verbs («сбиты», «перехвачены») counted only beside
-   a weapon, and «обстрел» only beside another kind;
-3. places: a name must be capitalised (or a hashtag); a weak name («Мирный», «Владимир»)
-   needs a cue (a preposition, «посёлок»...); an adjective («Туапсинский») needs a noun
-   like «НПЗ» or «район»; names in quotes or next to «улица», «шоссе», «ФК» are not places;
-4. regions: names of several regions are settled by the other places in the post, then by
-   population (one at least four times larger); the rest stay unresolved. Places come from
-   the sentences that report the event, or from the whole post when those name none.
+1. vetoes: past events, court cases, statistics, instructions, speculation and denials void
+   the words of their sentence; drills and fireworks their sentence and a short lead before
+   it; controlled blasts and thunder every explosion word; civil drone news the drone words
+   of its sentence; a figurative complement, a simile, a negation or a quoted title one word;
+2. kinds: what is left, where something happens: an air-defence verb («сбиты») beside a
+   weapon, «ПВО» where it works, a generic drone word beside an attack, flight or warning
+   word, «обстрел» beside another kind, «громко» before a place;
+3. places: a name must be capitalised (or a hashtag, or a long lower-case Cyrillic form); a
+   weak name («Мирный», «Владимир») needs a cue; an adjective («Туапсинский») needs a noun
+   like «НПЗ» or «район»; quoted names and names next to «улица», «ФК», «море» do not count;
+   a launch site («з Бєлгородщини») gives way to the target;
+4. regions: a name of several regions is settled by the other places in the post, a region
+   name, the strongest kind of name, then population (four times larger); the rest stay
+   unresolved. Regions come from the sentences that report the event (never from an
+   all-clear beside it), or from the whole post when those name no place.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ NOTHING = Detection()  # immutable: shared by every post without an attack word
 KIND_ORDER = (Kind.EXPLOSION, Kind.DRONE, Kind.MISSILE, Kind.AIR_DEFENSE)
 WEAPON_CATEGORIES = frozenset({"drone", "missile", "air_defense"})
 STRONG_KIND_CATEGORIES = frozenset({"explosion", "drone", "missile", "air_defense"})
-POST_VETOES_VOID_ALL = frozenset({"drill", "denial", "fireworks"})
+POST_VETOES_VOID_ALL = frozenset({"drill", "fireworks"})
 POST_VETOES_VOID_EXPLOSIONS = frozenset({"controlled", "weather"})
 SENTENCE_VETO_DRONES_ONLY = "civil_drone"
 # A town at least this many times larger than the other candidates wins an ambiguity.
@@ -89,9 +93,10 @@ MAX_ABBREVIATION = 3
 ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им", "обл", "р-н", "с", "х", "м"})
 
 TOKEN_RE = re.compile(r"\w[\w'-]*")
-# The word before a position, found by matching the reversed text before it.
+# A heading to a place after a word: «Дроны на Москву», «ПВО над Курском».
 HEADING_RE = re.compile(r"\w*\s+(?:на|в|у|до|над|on|towards?|over|above)\s+[A-ZА-ЯЁІЇЄҐ]")
 WORD_TAIL_RE = re.compile(r"[\w'-]*")
+# The word before a position, found by matching the reversed text before it.
 REVERSED_WORD_RE = re.compile(r"\W*([\w'-]*\w)")
 WORD_REACH = 80  # characters looked back for the word before a match
 YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20\d\d)(?!\d)")
