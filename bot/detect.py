@@ -85,7 +85,7 @@ NOT_SEEN = frozenset(
         "reported",
     }
 )
-NEGATION_RE = re.compile(r"(?<!\w)(?:не|нет|немає|без|no|ни|жодних|никаких)(?!\w)")
+NEGATION_WORDS = (" не ", " нет", " немає", " без ", " no ", " ни ", " жодних", " никаких")
 NO_VETOES: frozenset[str] = frozenset()
 NO_SENTENCES: frozenset[int] = frozenset()
 AIR_DEFENSE_NOUNS = frozenset({"air_defense"})
@@ -99,7 +99,7 @@ WORD_TAIL_RE = re.compile(r"[\w'-]*")
 # The word before a position, found by matching the reversed text before it.
 REVERSED_WORD_RE = re.compile(r"\W*([\w'-]*\w)")
 WORD_REACH = 80  # characters looked back for the word before a match
-YEAR_RE = re.compile(r"(?<!\d)(19[5-9]\d|20\d\d)(?!\d)")
+DIGITS_RE = re.compile(r"\d+")
 MONTHS = {
     **dict.fromkeys(("января", "січня", "january", "jan"), 1),
     **dict.fromkeys(("февраля", "лютого", "february", "feb"), 2),
@@ -114,9 +114,7 @@ MONTHS = {
     **dict.fromkeys(("ноября", "листопада", "november", "nov"), 11),
     **dict.fromkeys(("декабря", "грудня", "december", "dec"), 12),
 }
-DAY_MONTH_RE = re.compile(
-    r"(?<!\d)([0-3]?\d)\s+(" + "|".join(MONTHS) + r")(?!\w)(?:\s+((?:19|20)\d\d)(?!\d))?"
-)
+MONTH_AFTER_RE = re.compile(r"\s+(" + "|".join(MONTHS) + r")(?!\w)(?:\s+((?:19|20)\d\d)(?!\d))?")
 # A named date («10 октября») this many days before the post is a past event.
 PAST_DATE_DAYS = 2
 HASHTAG_RE = re.compile(r"#(\w+)")
@@ -328,7 +326,8 @@ class Detector:
         hits = [_Hit(t.category, s, e, doc.sentence_of(s)) for s, e, t in raw_terms]
 
         near: dict[str, set[int]] = {}  # "street" → sentences where a street word stands
-        if NEGATION_RE.search(folded):
+        probe = " " + folded
+        if any(word in probe for word in NEGATION_WORDS):  # a cheap gate; _negated decides
             near["negation"] = {-1}  # somewhere: _negated looks at the words themselves
         for hit in hits:
             if hit.category.startswith("near:"):
@@ -774,15 +773,24 @@ def _past_dates(folded: str, date: datetime) -> Iterable[int]:
     A day and month without a year is this year's, or last year's when it would fall
     after the post; it is past when more than PAST_DATE_DAYS before the post.
     """
-    for match in YEAR_RE.finditer(folded):
-        if int(match.group()) < date.year:
-            yield match.start()
-    if not any(ch.isdigit() for ch in folded):
-        return
-    for match in DAY_MONTH_RE.finditer(folded):
-        day, month, year = int(match.group(1)), MONTHS[match.group(2)], match.group(3)
+    # Digit runs first, then a look at what follows each: far cheaper than a regex with
+    # look-behinds run over the whole text.
+    for number in DIGITS_RE.finditer(folded):
+        digits = number.group()
+        if len(digits) == 4:
+            if 1950 <= int(digits) < date.year:
+                yield number.start()
+            continue
+        month = MONTH_AFTER_RE.match(folded, number.end()) if len(digits) <= 2 else None
+        if month is None:
+            continue
+        year = month.group(2)
         try:
-            named = date.replace(year=int(year) if year else date.year, month=month, day=day)
+            named = date.replace(
+                year=int(year) if year else date.year,
+                month=MONTHS[month.group(1)],
+                day=int(digits),
+            )
         except ValueError:
             continue  # «31 февраля»
         if named > date and not year:
@@ -791,7 +799,7 @@ def _past_dates(folded: str, date: datetime) -> Iterable[int]:
             except ValueError:
                 continue
         if (date - named).days > PAST_DATE_DAYS:
-            yield match.start()
+            yield number.start()
 
 
 def _cyrillic(ch: str) -> bool:
