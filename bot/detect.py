@@ -204,6 +204,9 @@ class _Text:
     def _after_abbreviation(self, dot: int) -> bool:
         """Return True when the dot closes an abbreviation such as «г.» or «ул.»."""
         folded = self.folded
+        tail = folded[max(0, dot - MAX_ABBREVIATION - 1) : dot]
+        if len(tail) > MAX_ABBREVIATION and tail.isalpha():
+            return False  # a long word ends the sentence (the common case, checked in C)
         start = dot
         while start > 0 and (folded[start - 1].isalpha() or folded[start - 1] == "-"):
             start -= 1
@@ -323,28 +326,30 @@ class Detector:
             return NOTHING  # no attack or all-clear word: the common case, kept cheap
         raw_terms, raw_places = self._scan(folded, matches)
         doc = _Text(text, folded)
-        hits = [_Hit(t.category, s, e, doc.sentence_of(s)) for s, e, t in raw_terms]
-
+        hits: list[_Hit] = []
         near: dict[str, set[int]] = {}  # "street" → sentences where a street word stands
+        sentence_of = doc.sentence_of
+        for start, end, term in raw_terms:
+            if term.group == "near":
+                near.setdefault(term.reason, set()).add(sentence_of(start))
+            else:
+                hits.append(_Hit(term.category, start, end, sentence_of(start)))
         probe = " " + folded
         if any(word in probe for word in NEGATION_WORDS):  # a cheap gate; _negated decides
             near["negation"] = {-1}  # somewhere: _negated looks at the words themselves
-        for hit in hits:
-            if hit.category.startswith("near:"):
-                near.setdefault(hit.category[5:], set()).add(hit.sentence)
         rejected: set[str] = set()
         evidence: list[Evidence] = []
         post_vetoes: dict[str, set[int]] = {}  # reason → sentences it stands in
         sentence_vetoes: dict[int, set[str]] = {}
-        for (_, _, term), hit in zip(raw_terms, hits, strict=True):
-            group = term.group
-            if group == "veto_post":
-                post_vetoes.setdefault(term.reason, set()).add(hit.sentence)
-            elif group == "veto_sentence":
-                sentence_vetoes.setdefault(hit.sentence, set()).add(term.reason)
-            else:
+        for hit in hits:
+            if not hit.category.startswith("veto_"):
                 continue
-            evidence.append(self._evidence(doc, hit, f"veto:{term.reason}"))
+            group, _, veto = hit.category.partition(":")
+            if group == "veto_post":
+                post_vetoes.setdefault(veto, set()).add(hit.sentence)
+            else:
+                sentence_vetoes.setdefault(hit.sentence, set()).add(veto)
+            evidence.append(self._evidence(doc, hit, f"veto:{veto}"))
         if date is not None:
             for position in _past_dates(folded, date):
                 sentence_vetoes.setdefault(doc.sentence_of(position), set()).add("past")
