@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -131,6 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SkywatchError as err:
         sys.stderr.write(f"skywatch: {err}\n")
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader went away (`... | head`): say nothing more, and do not let Python
+        # complain about flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except sqlite3.Error as err:
         sys.stderr.write(f"skywatch: database error, nothing was committed: {err}\n")
         return EXIT_FAILURE

@@ -55,6 +55,7 @@ SENTENCE_VETO_DRONES_ONLY = "civil_drone"
 POPULATION_DOMINANCE = 4
 # Lower-case Cyrillic names still count when they are this long (chat posts skip capitals).
 LOWERCASE_NAME_MIN_LENGTH = 5
+LOWERCASE_MIN_POPULATION = 50_000
 ANCHOR_LOOKAHEAD = 3  # «в Россошанском и Борисоглебском районах»: words between name and noun
 CONJUNCTIONS = frozenset({"и", "і", "та", "й", "and"})
 FIGURATIVE_WINDOW = 4  # tokens after an explosion word that may make it figurative
@@ -147,6 +148,18 @@ class _Entry:
     def weak(self) -> bool:
         """Return True when some place form here is a weak name."""
         return any(form.mode == WEAK for form in self.places)
+
+    @cached_property
+    def lower_case_name_ok(self) -> bool:
+        """Return True when a lower-case match may be a region or a large town («курск»).
+
+        Villages are left out: their forms meet common words («окнам» is also «Окни»).
+        """
+        return any(
+            form.mode in (NAME, SHORT)
+            and (form.place.kind == "region" or form.place.population >= LOWERCASE_MIN_POPULATION)
+            for form in self.places
+        )
 
     @cached_property
     def lower_case_ok(self) -> tuple[bool, bool]:
@@ -574,7 +587,12 @@ class Detector:
         if not capital:
             # Cheap checks first: most lower-case matches are common words («новый»).
             adjective, name = entry.lower_case_ok
-            lower_name = name and end - start >= LOWERCASE_NAME_MIN_LENGTH and _cyrillic(first)
+            lower_name = (
+                name
+                and end - start >= LOWERCASE_NAME_MIN_LENGTH
+                and _cyrillic(first)
+                and entry.lower_case_name_ok
+            )
             if not (adjective or lower_name):
                 return (), False
         if doc.quotes and doc.in_quotes(start, end):

@@ -223,3 +223,11 @@ def test_evidence_of_a_prefix_term_is_the_whole_word_once(detector: Detector) ->
 def test_huge_text_is_read_only_so_far(detector: Detector) -> None:
     detection = detector.detect("Взрывы в Таганроге. " + "Новости. " * 100_000, POST_DATE)
     assert detection.regions == ("RU-ROS",)
+
+
+def test_lower_case_names_are_regions_and_large_towns_only(detector: Detector) -> None:
+    assert detector.detect("курск, слышны взрывы", POST_DATE).regions == ("RU-KRS",)
+    assert detector.detect("на кубани взрывы", POST_DATE).regions == ("RU-KDA",)
+    # «окнам» is also a form of the village Окни (UA-51): not a place in lower case.
+    detection = detector.detect("Взрывы, не подходите к окнам! Таганрог", POST_DATE)
+    assert detection.regions == ("RU-ROS",)
