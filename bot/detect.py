@@ -124,6 +124,7 @@ CAMEL_RE = re.compile(r"[A-ZА-ЯЁІЇЄҐ][a-zа-яёіїєґ']*|[a-zа-яёі
 SEPARATOR_RE = re.compile(r"[^\w' 💥]")
 # A sentence ends at a newline, or at . ! ? … before a capital, digit or symbol (group 1).
 SENTENCE_END_RE = re.compile(r"[.!?…]+\s+(?=(\S))|\n\s*")
+QUOTE_MARKS = ("«", "“", '"')
 QUOTE_RE = re.compile(r"«[^«»]*»|“[^“”]*”|\"[^\"]*\"")
 
 KIND_OF_CATEGORY = {
@@ -208,11 +209,15 @@ class _Text:
                 and not self._after_abbreviation(match.start())
             ):
                 self.sentence_starts.append(match.end())
-        self.quotes = [
-            (m.start(), m.end())
-            for m in QUOTE_RE.finditer(folded)
-            if len(TOKEN_RE.findall(m.group())) <= QUOTED_MAX_WORDS
-        ]
+        self.quotes = (
+            [
+                (m.start(), m.end())
+                for m in QUOTE_RE.finditer(folded)
+                if len(TOKEN_RE.findall(m.group())) <= QUOTED_MAX_WORDS
+            ]
+            if any(mark in folded for mark in QUOTE_MARKS)
+            else []
+        )
 
     def _after_abbreviation(self, dot: int) -> bool:
         """Return True when the dot closes an abbreviation such as «г.» or «ул.»."""
