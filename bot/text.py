@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["fold", "is_word_char"]
+__all__ = ["fold"]
 
 # Folded to one form before matching (str.replace beats str.translate by far here).
 _FOLDS = (
@@ -30,8 +30,3 @@ def fold(text: str) -> str:
         if old in lowered:
             lowered = lowered.replace(old, new)
     return lowered
-
-
-def is_word_char(ch: str) -> bool:
-    """Return True for characters that continue a word (letters, digits, underscore)."""
-    return ch.isalnum() or ch == "_"

@@ -48,7 +48,8 @@ MIN_POPULATION = 1000
 # for towns at least this large (Ukrainian channels report towns, rarely villages).
 UK_SPELLING_MIN_POPULATION = 20_000
 COUNTRIES = ("RU", "UA")
-ADJECTIVE_ENDINGS = ("ский", "цкий", "ский", "ий", "ый", "ой", "ая", "ое", "ські", "ськ", "ський")
+# Second parts of hyphenated names that decline with the first («Каменск-Шахтинский»).
+ADJECTIVE_ENDINGS = ("ий", "ый", "ой", "ая", "ое", "ські", "ськ")
 UK_ADJECTIVE_ENDINGS = (
     "а",
     "ої",
@@ -129,7 +130,7 @@ def _ru_word_rules(word: str) -> dict[str, set[str]]:
     forms = _CaseForms(word)
     add = forms.add
     stem2 = word[:-2]
-    if word.endswith(("ий", "ый", "ой")):
+    if word.endswith(("ий", "ый", "ой", "ое", "ее")):  # masculine and neuter adjectives
         add("gent", stem2 + "ого", stem2 + "его")
         add("datv", stem2 + "ому", stem2 + "ему")
         add("ablt", stem2 + "ым", stem2 + "им")
@@ -140,11 +141,6 @@ def _ru_word_rules(word: str) -> dict[str, set[str]]:
         add("accs", stem2 + "ую", stem2 + "юю")
         add("ablt", stem2 + "ой", stem2 + "ей")
         add("loct", stem2 + "ой", stem2 + "ей")
-    elif word.endswith(("ое", "ее")):
-        add("gent", stem2 + "ого", stem2 + "его")
-        add("datv", stem2 + "ому", stem2 + "ему")
-        add("ablt", stem2 + "ым", stem2 + "им")
-        add("loct", stem2 + "ом", stem2 + "ем")
     elif word.endswith(("ые", "ие")):
         add("gent", stem2 + "ых", stem2 + "их")
         add("datv", stem2 + "ым", stem2 + "им")
