@@ -8,15 +8,19 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
+from bot.channels import ChannelBook, ChannelSettings
+from bot.counts import CountReader
 from bot.detect import Detector
 from bot.gazetteer import Gazetteer
+from bot.group import GroupingSettings
 from bot.lexicon import Lexicon
 from bot.pipeline import Pipeline
 from storage.db import Database
 from storage.detections import DetectionRepo
+from storage.incidents import IncidentRepo
 from storage.posts import PostRepo
 
-__all__ = ["load_detector", "load_gazetteer", "open_pipeline", "utc_now"]
+__all__ = ["load_counts", "load_detector", "load_gazetteer", "open_pipeline", "utc_now"]
 
 
 def utc_now() -> datetime:
@@ -36,6 +40,12 @@ def load_detector() -> Detector:
     return Detector(Lexicon.load(), load_gazetteer())
 
 
+@cache
+def load_counts() -> CountReader:
+    """Read the packaged number words once per process."""
+    return CountReader.load()
+
+
 @asynccontextmanager
 async def open_pipeline(
     database_path: str | Path,
@@ -43,14 +53,21 @@ async def open_pipeline(
     *,
     detector: Detector | None = None,
     clock: Callable[[], datetime] = utc_now,
+    channels: Iterable[ChannelSettings] = (),
+    grouping: GroupingSettings | None = None,
 ) -> AsyncIterator[tuple[Database, Pipeline]]:
-    """Open the database and wire a pipeline over it; close everything on exit."""
+    """Open the database, wire a pipeline over it and restore its state; close on exit."""
     async with Database(database_path) as db:
         pipeline = Pipeline(
             detector or load_detector(),
             PostRepo(db),
             DetectionRepo(db),
+            IncidentRepo(db),
             watch_regions,
             clock,
+            channels=ChannelBook(channels),
+            grouping=grouping,
+            counts=load_counts(),
         )
+        await pipeline.restore()
         yield db, pipeline

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.app import load_gazetteer
+from bot.channels import ChannelSettings, parse_channels
 from bot.config import Config, load_config
 from bot.errors import ConfigError, RegionError, SkywatchError
 from bot.evaluate import evaluate, load_labels, load_watch, write_report
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+CHANNELS_HELP = (
+    "channel settings in the CHANNELS syntax, e.g. '1746302195[official, home=RU-KDA]'"
+    " (default: CHANNELS)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument(
         "--jsonl", action="store_true", help="print one JSON object per flagged post"
     )
+    replay_cmd.add_argument("--channels", help=CHANNELS_HELP)
     replay_cmd.add_argument(
         "--db",
         default=":memory:",
@@ -61,20 +67,36 @@ def _parser() -> argparse.ArgumentParser:
     eval_cmd.add_argument(
         "--watch", help='watch.json ({"regions": [...]}; default: WATCH_REGIONS)'
     )
+    eval_cmd.add_argument("--channels", help=CHANNELS_HELP)
     return parser
 
 
-def _config(*, require_live: bool = False) -> Config:
-    return load_config(resolve_region=load_gazetteer().resolve_region, require_live=require_live)
+def _config(*, require_live: bool = False, require_watch: bool = True) -> Config:
+    return load_config(
+        resolve_region=load_gazetteer().resolve_region,
+        require_live=require_live,
+        require_watch=require_watch,
+    )
 
 
-def _watch_regions(raw: str | None) -> tuple[str, ...]:
+def _watch_regions(raw: str | None, config: Config) -> tuple[str, ...]:
     if raw is None:
-        return _config().watch_regions
+        if not config.watch_regions:
+            raise ConfigError(["WATCH_REGIONS is missing (or give --regions)"])
+        return config.watch_regions
     names = [part.strip() for part in raw.split(",") if part.strip()]
     if not names:
         raise RegionError("--regions names no region")
     return load_gazetteer().resolve_regions(names)
+
+
+def _channels(raw: str | None, config: Config) -> tuple[ChannelSettings, ...]:
+    if raw is None:
+        return config.channels
+    channels, problems = parse_channels(raw, load_gazetteer().resolve_region)
+    if problems:
+        raise ConfigError([problem.replace("CHANNELS", "--channels") for problem in problems])
+    return channels
 
 
 def _cmd_run() -> int:
@@ -98,17 +120,31 @@ def _cmd_login() -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    watch = _watch_regions(args.regions)
+    config = _config(require_watch=args.regions is None)
+    watch = _watch_regions(args.regions, config)
+    channels = _channels(args.channels, config)
     # Output is written after the replay commits: nothing is reported that was rolled back.
     writer = JsonlWriter(sys.stdout) if args.jsonl else SummaryWriter(sys.stdout)
-    writer.flush(asyncio.run(replay(args.paths, watch, args.db, writer)))
+    result = asyncio.run(
+        replay(args.paths, watch, args.db, writer, channels=channels, grouping=config.grouping)
+    )
+    writer.flush(result)
     return EXIT_OK
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     labels = load_labels(args.labels)
-    watch = load_watch(args.watch) if args.watch else _config().watch_regions
-    evaluation = asyncio.run(evaluate(args.paths, labels, watch))
+    config = _config(require_watch=args.watch is None)
+    watch = load_watch(args.watch) if args.watch else _watch_regions(None, config)
+    evaluation = asyncio.run(
+        evaluate(
+            args.paths,
+            labels,
+            watch,
+            channels=_channels(args.channels, config),
+            grouping=config.grouping,
+        )
+    )
     write_report(evaluation, sys.stdout)
     return EXIT_OK
 

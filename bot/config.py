@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import dotenv_values
 
+from bot.channels import ChannelSettings, parse_channels
 from bot.errors import ConfigError, RegionError
+from bot.group import CONTEXT_WINDOW, QUIET_GAP, GroupingSettings
 
 __all__ = ["Config", "Secret", "load_config"]
 
@@ -45,7 +48,8 @@ class Config:
     bot_api_url: str
     operator_ids: frozenset[int]
     watch_regions: tuple[str, ...]
-    channels: tuple[str, ...]
+    channels: tuple[ChannelSettings, ...]
+    grouping: GroupingSettings
     data_dir: Path
     database_path: Path
     log_level: str
@@ -66,12 +70,14 @@ def load_config(
     *,
     resolve_region: Callable[[str], str],
     require_live: bool = False,
+    require_watch: bool = True,
     env_file: str | os.PathLike[str] | None = ".env",
 ) -> Config:
     """Read and validate configuration; raise ConfigError naming every bad variable.
 
     `env` defaults to `.env` overlaid by the process environment (the environment wins).
     `require_live` demands the Telegram credentials that `run` needs; replay and eval do not.
+    `require_watch=False` lets WATCH_REGIONS be empty (replay and eval given regions).
     """
     if env is None:
         merged: dict[str, str] = {}
@@ -125,7 +131,7 @@ def load_config(
 
     regions: list[str] = []
     raw_regions = _split(get("WATCH_REGIONS"))
-    if not raw_regions:
+    if not raw_regions and require_watch:
         problems.append("WATCH_REGIONS is missing (ISO 3166-2 codes or names, e.g. RU-KDA)")
     for part in raw_regions:
         try:
@@ -135,6 +141,29 @@ def load_config(
             continue
         if code not in regions:
             regions.append(code)
+
+    channels, channel_problems = parse_channels(get("CHANNELS"), resolve_region)
+    problems += channel_problems
+
+    def duration(
+        name: str, unit: timedelta, default: timedelta, low: float, high: float
+    ) -> timedelta:
+        raw = get(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+            if not low <= value <= high:
+                raise ValueError
+        except ValueError:
+            problems.append(f"{name} must be a number from {low:g} to {high:g}, got {raw!r}")
+            return default
+        return value * unit
+
+    grouping = GroupingSettings(
+        quiet_gap=duration("INCIDENT_QUIET_HOURS", timedelta(hours=1), QUIET_GAP, 0.25, 48),
+        context_window=duration("CONTEXT_MINUTES", timedelta(minutes=1), CONTEXT_WINDOW, 0, 120),
+    )
 
     data_dir = Path(get("DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR)
     database_path = Path(get("DATABASE_PATH") or data_dir / "skywatch.db")
@@ -156,7 +185,8 @@ def load_config(
         bot_api_url=bot_api_url,
         operator_ids=frozenset(operator_ids),
         watch_regions=tuple(regions),
-        channels=tuple(_split(get("CHANNELS"))),
+        channels=channels,
+        grouping=grouping,
         data_dir=data_dir,
         database_path=database_path,
         log_level=log_level,

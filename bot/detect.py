@@ -454,6 +454,39 @@ class Detector:
             rejected=tuple(sorted(rejected)),
         )
 
+    def places(self, text: str) -> tuple[Evidence, ...]:
+        """Return the places a text names, each with its region, whatever else it says.
+
+        The same rules as in `detect` decide what counts as a place; a place named as the
+        source of an attack («с территории Курской области») is left out. For posts that
+        name a place but no kind («на Краснодар»), and for channel titles.
+        """
+        text = text[:MAX_TEXT_LENGTH]
+        folded = fold(text)
+        raw_terms, raw_places = self._scan(folded, self._matches(folded))
+        if not raw_places:
+            return ()
+        doc = _Text(text, folded)
+        near: dict[str, set[int]] = {}
+        for start, _, term in raw_terms:
+            if term.group == "near":
+                near.setdefault(term.reason, set()).add(doc.sentence_of(start))
+        hits = self._places(doc, raw_places, near)
+        self._resolve(hits)
+        return tuple(
+            Evidence(
+                rule=hit.rule,
+                text=text[hit.start : hit.end],
+                start=hit.start,
+                end=hit.end,
+                region=region,
+                place=_place_name(hit.forms, region),
+            )
+            for hit in hits
+            if not hit.source
+            for region in hit.regions
+        )
+
     # ------------------------------------------------------------------ kinds
 
     def _veto_reason(

@@ -1,4 +1,10 @@
-"""Measure detection against labelled exports: flag precision, recall and F1 per (post, region)."""
+"""Measure detection and grouping against labelled exports.
+
+Flags: precision, recall and F1 over (post, region) pairs in watched regions. Incidents:
+B-cubed precision, recall and F1 over the posts that are both flagged and labelled as
+alerts with an incident (each post's predicted incident is its primary one), and the ratio
+of predicted to true incidents among those posts.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.channels import ChannelSettings
 from bot.errors import ExportError
+from bot.group import GroupingSettings
 from bot.pipeline import Outcome
 from bot.replay import replay
 
-__all__ = ["Evaluation", "Label", "evaluate", "load_labels", "load_watch", "write_report"]
+__all__ = [
+    "Evaluation",
+    "Grouping",
+    "Label",
+    "b_cubed",
+    "evaluate",
+    "load_labels",
+    "load_watch",
+    "write_report",
+]
 
 PostKey = tuple[int, int]
 
@@ -26,6 +43,66 @@ class Label:
     alert: bool
     kinds: tuple[str, ...]
     regions: tuple[str, ...]
+    incident: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grouping:
+    """B-cubed scores of incidents over correctly flagged posts."""
+
+    posts: int
+    predicted: int  # distinct predicted incidents among those posts
+    true: int  # distinct labelled incidents among them
+    precision: float
+    recall: float
+    split: tuple[tuple[str, tuple[str, ...]], ...] = ()  # true incident → predicted ones
+    merged: tuple[tuple[str, tuple[str, ...]], ...] = ()  # predicted incident → true ones
+
+    @property
+    def f1(self) -> float:
+        """Return the harmonic mean of B-cubed precision and recall."""
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def ratio(self) -> float:
+        """Return predicted incidents per true incident (1.0 is right)."""
+        return self.predicted / self.true if self.true else 1.0
+
+
+def b_cubed(pairs: dict[PostKey, tuple[str, str]]) -> Grouping:
+    """Score predicted against true clusters; `pairs` maps each post to (predicted, true)."""
+    predicted: dict[str, set[PostKey]] = {}
+    true: dict[str, set[PostKey]] = {}
+    for key, (guess, truth) in pairs.items():
+        predicted.setdefault(guess, set()).add(key)
+        true.setdefault(truth, set()).add(key)
+    precision = recall = 0.0
+    for guess, truth in pairs.values():
+        common = len(predicted[guess] & true[truth])
+        precision += common / len(predicted[guess])
+        recall += common / len(true[truth])
+    n = len(pairs)
+
+    def spread(
+        clusters: dict[str, set[PostKey]], side: int
+    ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        found = []
+        for name, members in sorted(clusters.items()):
+            others = sorted({pairs[key][side] for key in members})
+            if len(others) > 1:
+                found.append((name, tuple(others)))
+        return tuple(found)
+
+    return Grouping(
+        posts=n,
+        predicted=len(predicted),
+        true=len(true),
+        precision=precision / n if n else 1.0,
+        recall=recall / n if n else 1.0,
+        split=spread(true, 0),
+        merged=spread(predicted, 1),
+    )
 
 
 @dataclass(slots=True)
@@ -42,6 +119,12 @@ class Evaluation:
     negatives_flagged: list[PostKey] = field(default_factory=list)
     texts: dict[PostKey, str] = field(default_factory=dict)
     why: dict[PostKey, str] = field(default_factory=dict)
+    incidents: dict[PostKey, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def grouping(self) -> Grouping:
+        """Return the B-cubed scores of incidents over correctly flagged posts."""
+        return b_cubed(self.incidents)
 
     @property
     def precision(self) -> float:
@@ -72,6 +155,7 @@ def _label(raw: Any, where: str) -> Label:
             alert=bool(raw["alert"]),
             kinds=tuple(raw.get("kinds") or ()),
             regions=tuple(raw.get("regions") or ()),
+            incident=str(raw["incident"]) if raw.get("incident") else None,
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{where}: missing or malformed field {err}") from err
@@ -135,6 +219,8 @@ def score(
         evaluation.true_positives += len(true & flagged)
         evaluation.false_flags += [(key, region) for region in sorted(flagged - true)]
         evaluation.missed_flags += [(key, region) for region in sorted(true - flagged)]
+        if outcome.incident and label.alert and label.incident and true & flagged:
+            evaluation.incidents[key] = (outcome.incident, label.incident)
         if not label.alert:
             evaluation.negatives += 1
             if flagged:
@@ -143,11 +229,18 @@ def score(
 
 
 async def evaluate(
-    paths: Sequence[str | Path], labels: dict[PostKey, Label], watch: Sequence[str]
+    paths: Sequence[str | Path],
+    labels: dict[PostKey, Label],
+    watch: Sequence[str],
+    *,
+    channels: Sequence[ChannelSettings] = (),
+    grouping: GroupingSettings | None = None,
 ) -> Evaluation:
     """Replay the exports in memory and score them against the labels."""
     outcomes: list[Outcome] = []
-    result = await replay(paths, watch, ":memory:", outcomes.append)
+    result = await replay(
+        paths, watch, ":memory:", outcomes.append, channels=channels, grouping=grouping
+    )
     return score(outcomes, result.posts, labels, watch)
 
 
@@ -161,6 +254,17 @@ def write_report(evaluation: Evaluation, out: TextIO) -> None:
         " (post, region) pairs)\n"
         f"hard negatives flagged: {len(e.negatives_flagged)} of {e.negatives} non-alert posts\n"
     )
+    g = e.grouping
+    out.write(
+        f"incidents B-cubed precision {g.precision:.3f}  recall {g.recall:.3f}  F1 {g.f1:.3f}"
+        f"  ({g.predicted} predicted / {g.true} true incidents, ratio {g.ratio:.2f};"
+        f" over {g.posts} correctly flagged posts)\n"
+    )
+    for title, spread in (("split incidents", g.split), ("merged incidents", g.merged)):
+        if spread:
+            out.write(f"\n{title} ({len(spread)}):\n")
+            for name, parts in spread:
+                out.write(f"  {name}: {', '.join(parts)}\n")
     for title, rows in (("false flags", e.false_flags), ("missed flags", e.missed_flags)):
         out.write(f"\n{title} ({len(rows)}):\n")
         for key, region in rows:

@@ -36,6 +36,7 @@ TOKEN_CATEGORIES = (
     "simile_before",
     "drone_event",
     "ad_activity",
+    "continuation",
 )
 GATED_CATEGORIES = (
     "anchor",

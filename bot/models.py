@@ -52,6 +52,7 @@ class Evidence:
     kind: str | None = None
     region: str | None = None
     place: str | None = None
+    count: int | None = None  # for rule "count": the number reported
 
     def as_dict(self) -> dict[str, object]:
         """Return the evidence as a JSON-ready dict, leaving out empty fields."""
@@ -66,6 +67,8 @@ class Evidence:
             out["region"] = self.region
         if self.place:
             out["place"] = self.place
+        if self.count is not None:
+            out["count"] = self.count
         return out
 
 

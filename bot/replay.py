@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import open_pipeline
+from bot.channels import ChannelSettings
 from bot.export import find_export_files, load_export, merge_posts
+from bot.group import GroupingSettings
 from bot.models import Post
 from bot.pipeline import Outcome
 
@@ -43,6 +45,9 @@ async def replay(
     watch_regions: Sequence[str],
     database_path: str | Path,
     sink: Callable[[Outcome], None] | None = None,
+    *,
+    channels: Sequence[ChannelSettings] = (),
+    grouping: GroupingSettings | None = None,
 ) -> ReplayResult:
     """Run the exports' posts through the pipeline in one transaction (all or nothing).
 
@@ -52,7 +57,13 @@ async def replay(
     """
     files, posts, skipped = load_posts(paths)
     processed = flagged = 0
-    async with open_pipeline(database_path, watch_regions) as (db, pipeline), db.transaction():
+    async with (
+        open_pipeline(database_path, watch_regions, channels=channels, grouping=grouping) as (
+            db,
+            pipeline,
+        ),
+        db.transaction(),
+    ):
         for start in range(0, len(posts), BATCH_SIZE):
             batch = posts[start : start + BATCH_SIZE]
             for outcome in await pipeline.process_many(batch, report_repeats=True):
@@ -73,6 +84,7 @@ def outcome_json(outcome: Outcome) -> dict[str, object]:
         "regions": list(outcome.regions),
         "kinds": list(outcome.detection.kinds),
         "incident": outcome.incident,
+        "incidents": list(outcome.incidents),
         "evidence": [e.as_dict() for e in outcome.detection.evidence],
     }
 
@@ -108,13 +120,14 @@ class SummaryWriter:
         if len(text) > SUMMARY_TEXT_LENGTH:
             text = text[: SUMMARY_TEXT_LENGTH - 3] + "..."
         reasons = [
-            f"{e.rule.split(':', 1)[1]} «{e.text}»" + (f" → {e.region}" if e.region else "")
+            f"{e.rule.split(':', 1)[-1]} «{e.text}»" + (f" → {e.region}" if e.region else "")
             for e in outcome.detection.evidence
-            if e.rule.startswith(("term:", "place:"))
+            if e.rule.startswith(("term:", "place:", "context:", "near_duplicate"))
         ]
         self._blocks.append(
             f"{post.date:%Y-%m-%d %H:%M} UTC  {post.channel_title or post.channel_id}/{post.id}\n"
-            f"  {', '.join(outcome.detection.kinds)} in {', '.join(outcome.regions)}\n"
+            f"  {', '.join(outcome.detection.kinds)} in {', '.join(outcome.regions)}"
+            f"  [{', '.join(outcome.incidents)}]\n"
             f"  {text}\n"
             f"  why: {'; '.join(reasons)}\n\n"
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from bot.models import Detection, Evidence
 from storage.db import Database
@@ -63,27 +64,21 @@ class DetectionRepo:
             row = await cursor.fetchone()
         if row is None:
             return None
-        evidence = tuple(
-            Evidence(
-                rule=item["rule"],
-                text=item["text"],
-                start=item["span"][0],
-                end=item["span"][1],
-                kind=item.get("kind"),
-                region=item.get("region"),
-                place=item.get("place"),
-            )
-            for item in json.loads(row[6])
+        return StoredDetection(channel_id, message_id, bool(row[0]), _detection(row[1:]))
+
+    async def since(self, since: datetime) -> list[tuple[int, int, datetime, Detection]]:
+        """Return the verdicts on posts dated `since` or later, oldest first."""
+        rows = await self.db.conn.execute_fetchall(
+            "SELECT d.channel_id, d.message_id, p.date, d.all_clear, d.kinds, d.regions,"
+            " d.score, d.rejected, d.evidence FROM posts p JOIN detections d"
+            " ON d.channel_id = p.channel_id AND d.message_id = p.message_id"
+            " WHERE p.date >= ? ORDER BY p.date, d.channel_id, d.message_id",
+            (int(since.timestamp()),),
         )
-        detection = Detection(
-            kinds=tuple(json.loads(row[2])),
-            regions=tuple(json.loads(row[3])),
-            evidence=evidence,
-            all_clear=bool(row[1]),
-            score=row[4],
-            rejected=tuple(json.loads(row[5])),
-        )
-        return StoredDetection(channel_id, message_id, bool(row[0]), detection)
+        return [
+            (row[0], row[1], datetime.fromtimestamp(row[2], tz=UTC), _detection(row[3:]))
+            for row in rows
+        ]
 
     async def count_flagged(self) -> int:
         """Return the number of flagged posts."""
@@ -92,3 +87,28 @@ class DetectionRepo:
         ) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+def _detection(row: Sequence[Any]) -> Detection:
+    """Build a Detection from (all_clear, kinds, regions, score, rejected, evidence) columns."""
+    evidence = tuple(
+        Evidence(
+            rule=item["rule"],
+            text=item["text"],
+            start=item["span"][0],
+            end=item["span"][1],
+            kind=item.get("kind"),
+            region=item.get("region"),
+            place=item.get("place"),
+            count=item.get("count"),
+        )
+        for item in json.loads(row[5])
+    )
+    return Detection(
+        kinds=tuple(json.loads(row[1])),
+        regions=tuple(json.loads(row[2])),
+        evidence=evidence,
+        all_clear=bool(row[0]),
+        score=row[3],
+        rejected=tuple(json.loads(row[4])),
+    )

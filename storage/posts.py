@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from bot.models import Post
 from storage.db import Database
@@ -42,16 +43,10 @@ class PostRepo:
         where one is stored) is a repeat: the newest text is kept.
         """
         keys = list(dict.fromkeys((post.channel_id, post.id) for post in posts))
-        known: dict[tuple[int, int], tuple[str, int | None]] = {}
-        for chunk_start in range(0, len(keys), MAX_KEYS_PER_QUERY):
-            chunk = keys[chunk_start : chunk_start + MAX_KEYS_PER_QUERY]
-            values = ", ".join("(?, ?)" for _ in chunk)
-            rows = await self.db.conn.execute_fetchall(
-                "SELECT channel_id, message_id, text, edit_date FROM posts"
-                f" WHERE (channel_id, message_id) IN (VALUES {values})",
-                [part for key in chunk for part in key],
-            )
-            known.update({(row[0], row[1]): (row[2], row[3]) for row in rows})
+        known: dict[tuple[int, int], tuple[str, int | None]] = {
+            (row[0], row[1]): (row[2], row[3])
+            for row in await self._by_keys("channel_id, message_id, text, edit_date", keys)
+        }
         changes = []
         for post in posts:
             key = (post.channel_id, post.id)
@@ -113,6 +108,29 @@ class PostRepo:
             grouped_id=row[6],
             reply_to=row[7],
         )
+
+    async def texts(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        """Return the stored text of each post that is stored."""
+        rows = await self._by_keys("channel_id, message_id, text", list(keys))
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    async def latest_date(self) -> datetime | None:
+        """Return the date of the newest stored post, or None when there is none."""
+        async with self.db.conn.execute("SELECT max(date) FROM posts") as cursor:
+            row = await cursor.fetchone()
+        return datetime.fromtimestamp(row[0], tz=UTC) if row and row[0] is not None else None
+
+    async def _by_keys(self, columns: str, keys: Sequence[tuple[int, int]]) -> list[Any]:
+        """Select columns of the posts with the given keys, a few thousand keys a query."""
+        rows: list[Any] = []
+        for chunk_start in range(0, len(keys), MAX_KEYS_PER_QUERY):
+            chunk = keys[chunk_start : chunk_start + MAX_KEYS_PER_QUERY]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            rows += await self.db.conn.execute_fetchall(
+                f"SELECT {columns} FROM posts WHERE (channel_id, message_id) IN (VALUES {values})",
+                [part for key in chunk for part in key],
+            )
+        return rows
 
     async def count(self) -> int:
         """Return the number of stored posts."""

@@ -25,10 +25,20 @@ def test_replay_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(o["channel_id"], o["id"]) for o in lines] == [(42, 1), (42, 3)]
     first = lines[0]
-    assert set(first) == {"channel_id", "id", "regions", "kinds", "incident", "evidence"}
+    assert set(first) == {
+        "channel_id",
+        "id",
+        "regions",
+        "kinds",
+        "incident",
+        "incidents",
+        "evidence",
+    }
     assert first["regions"] == ["RU-ROS"]
     assert first["kinds"] == ["explosion"]
-    assert isinstance(first["incident"], str)
+    assert first["incident"].startswith("RU-ROS-20250304-")
+    assert first["incidents"] == [first["incident"]]
+    assert lines[1]["incident"] == first["incident"]  # one wave, one incident
     assert {
         "rule": "place:name",
         "text": "Таганрог",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.channels import ChannelRef, ChannelSettings
 from bot.config import load_config
 from bot.errors import ConfigError
 from bot.gazetteer import Gazetteer
+from bot.group import GroupingSettings
 
 GOOD = {
     "TELEGRAM_API_ID": "12345",
@@ -16,7 +19,8 @@ GOOD = {
     "BOT_TOKEN": "123456:ABC-secret_token",
     "OPERATOR_IDS": "1, 2",
     "WATCH_REGIONS": "RU-KDA, Ростовская область, Belgorod Oblast, Харківська область",
-    "CHANNELS": "@shot, https://t.me/astrapress",
+    "CHANNELS": "@shot, https://t.me/astrapress,\n"
+    "-1001746302195[official, home=Краснодарский край, trust=2]",
 }
 
 
@@ -24,7 +28,14 @@ def test_valid_environment(gazetteer: Gazetteer) -> None:
     config = load_config(GOOD, resolve_region=gazetteer.resolve_region, require_live=True)
     assert config.watch_regions == ("RU-KDA", "RU-ROS", "RU-BEL", "UA-63")
     assert config.operator_ids == frozenset({1, 2})
-    assert config.channels == ("@shot", "https://t.me/astrapress")
+    assert config.channels == (
+        ChannelSettings(ChannelRef(username="shot")),
+        ChannelSettings(ChannelRef(username="astrapress")),
+        ChannelSettings(
+            ChannelRef(channel_id=1746302195), home_region="RU-KDA", trust=2.0, official=True
+        ),
+    )
+    assert config.grouping == GroupingSettings()
     assert config.bot_api_url == "https://api.telegram.org"
     assert config.database_path == Path("data/skywatch.db")
     assert "secret" not in repr(config)
@@ -40,6 +51,9 @@ def test_every_problem_is_listed(gazetteer: Gazetteer) -> None:
         "LOG_LEVEL": "LOUD",
         "LOG_FORMAT": "xml",
         "BOT_API_URL": "ftp://x",
+        "CHANNELS": "@okay_1[home=Атлантида], @fine_1[trust=99], not a channel!, @xxxxx[loud]",
+        "INCIDENT_QUIET_HOURS": "0",
+        "CONTEXT_MINUTES": "ten",
     }
     with pytest.raises(ConfigError) as caught:
         load_config(env, resolve_region=gazetteer.resolve_region, require_live=True)
@@ -53,10 +67,22 @@ def test_every_problem_is_listed(gazetteer: Gazetteer) -> None:
         "LOG_LEVEL",
         "LOG_FORMAT",
         "BOT_API_URL",
+        "CHANNELS",
+        "INCIDENT_QUIET_HOURS",
+        "CONTEXT_MINUTES",
     ):
         assert name in text
     assert "Атлантида" in text
-    assert len(caught.value.problems) == 8
+    assert "@fine_1: trust must be" in text
+    assert "cannot read 'not a channel!'" in text
+    assert "unknown setting 'loud'" in text
+    assert len(caught.value.problems) == 14
+
+
+def test_grouping_settings_are_read(gazetteer: Gazetteer) -> None:
+    env = {"WATCH_REGIONS": "RU-ROS", "INCIDENT_QUIET_HOURS": "1.5", "CONTEXT_MINUTES": "4"}
+    config = load_config(env, resolve_region=gazetteer.resolve_region)
+    assert config.grouping == GroupingSettings(timedelta(hours=1.5), timedelta(minutes=4))
 
 
 def test_replay_needs_only_regions(gazetteer: Gazetteer) -> None:

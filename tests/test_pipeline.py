@@ -42,7 +42,7 @@ async def test_process_once_then_edit(wired: tuple[Database, Pipeline]) -> None:
     second = await pipeline.process(edited)
     assert second is not None and second.flagged
     assert second.regions == ("RU-ROS",)
-    assert second.incident == "post-5-1"
+    assert second.incident == "RU-ROS-20250304-0200-2f858c"  # stable: region, date, hash
     stored = await DetectionRepo(db).get(5, 1)
     assert stored is not None and stored.flagged
 

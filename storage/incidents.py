@@ -1,0 +1,189 @@
+"""IncidentRepo: incidents and their member posts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.group import Incident, Independence, Member, Role, Status
+from storage.db import Database
+
+__all__ = ["IncidentRepo"]
+
+PostKey = tuple[int, int]
+
+_INCIDENT_COLUMNS = "id, region, status, closed_reason, first_report, last_report, cleared"
+_MEMBER_COLUMNS = (
+    "incident_id, channel_id, message_id, date, role, kinds, counts, independence, via,"
+    " similar_to, similarity, trust, official"
+)
+
+
+def _ts(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _dt(value: int) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _key_text(key: PostKey | None) -> str | None:
+    return f"{key[0]}/{key[1]}" if key else None
+
+
+def _key_of(text: str | None) -> PostKey | None:
+    if not text:
+        return None
+    channel, _, post = text.partition("/")
+    return (int(channel), int(post))
+
+
+class IncidentRepo:
+    """Incidents and incident_posts tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def save(
+        self,
+        incidents: Iterable[Incident],
+        saved: Sequence[tuple[str, Member]],
+        removed: Sequence[tuple[str, PostKey]],
+        now: datetime,
+    ) -> None:
+        """Write incidents' current state, the members added or changed, and those gone."""
+        stamp = _ts(now)
+        await self.db.conn.executemany(
+            "INSERT INTO incidents (id, region, status, closed_reason, first_report,"
+            " last_report, kinds, counts, cleared, posts, channels, independent, confidence,"
+            " official, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
+            " closed_reason = excluded.closed_reason, first_report = excluded.first_report,"
+            " last_report = excluded.last_report, kinds = excluded.kinds,"
+            " counts = excluded.counts, cleared = excluded.cleared, posts = excluded.posts,"
+            " channels = excluded.channels, independent = excluded.independent,"
+            " confidence = excluded.confidence, official = excluded.official,"
+            " updated_at = excluded.updated_at",
+            [
+                (
+                    incident.id,
+                    incident.region,
+                    incident.status.value,
+                    incident.closed_reason,
+                    _ts(incident.first_report),
+                    _ts(incident.last_report),
+                    json.dumps(list(incident.kinds)),
+                    json.dumps(incident.counts, sort_keys=True),
+                    json.dumps(sorted(incident.cleared)),
+                    len(incident.reports),
+                    incident.channels,
+                    incident.independent,
+                    incident.confidence,
+                    int(incident.official),
+                    stamp,
+                    stamp,
+                )
+                for incident in incidents
+            ],
+        )
+        await self.db.conn.executemany(
+            "DELETE FROM incident_posts WHERE incident_id = ? AND channel_id = ?"
+            " AND message_id = ?",
+            [(incident, key[0], key[1]) for incident, key in removed],
+        )
+        await self.db.conn.executemany(
+            f"INSERT OR REPLACE INTO incident_posts ({_MEMBER_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    incident,
+                    m.channel_id,
+                    m.post_id,
+                    _ts(m.date),
+                    m.role.value,
+                    json.dumps(list(m.kinds)),
+                    json.dumps(m.counts, sort_keys=True),
+                    m.independence.value,
+                    m.via,
+                    _key_text(m.similar_to),
+                    m.similarity,
+                    m.trust,
+                    int(m.official),
+                )
+                for incident, m in saved
+            ],
+        )
+
+    async def load_active(self) -> list[Incident]:
+        """Return the active incidents with their members."""
+        return await self._load("WHERE status = 'active'", ())
+
+    async def holding(self, channel_id: int, message_id: int) -> list[Incident]:
+        """Return every incident (active or not) that holds the post."""
+        return await self._load(
+            "WHERE id IN (SELECT incident_id FROM incident_posts"
+            " WHERE channel_id = ? AND message_id = ?)",
+            (channel_id, message_id),
+        )
+
+    async def get(self, incident_id: str) -> Incident | None:
+        """Return one incident with its members, or None."""
+        found = await self._load("WHERE id = ?", (incident_id,))
+        return found[0] if found else None
+
+    async def count(self, status: Status | None = None) -> int:
+        """Return the number of incidents (with the given status)."""
+        query = "SELECT count(*) FROM incidents"
+        params: tuple[Any, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            params = (status.value,)
+        async with self.db.conn.execute(query, params) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _load(self, where: str, params: tuple[Any, ...]) -> list[Incident]:
+        rows = await self.db.conn.execute_fetchall(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where} ORDER BY first_report, id",
+            params,
+        )
+        incidents = {
+            row[0]: Incident(
+                id=row[0],
+                region=row[1],
+                status=Status(row[2]),
+                closed_reason=row[3],
+                first_report=_dt(row[4]),
+                last_report=_dt(row[5]),
+                cleared=set(json.loads(row[6])),
+            )
+            for row in rows
+        }
+        if not incidents:
+            return []
+        ids = list(incidents)
+        marks = ", ".join("?" for _ in ids)
+        members = await self.db.conn.execute_fetchall(
+            f"SELECT {_MEMBER_COLUMNS} FROM incident_posts WHERE incident_id IN ({marks})",
+            ids,
+        )
+        for row in members:
+            member = Member(
+                channel_id=row[1],
+                post_id=row[2],
+                date=_dt(row[3]),
+                role=Role(row[4]),
+                kinds=tuple(json.loads(row[5])),
+                counts=dict(json.loads(row[6])),
+                independence=Independence(row[7]),
+                via=row[8],
+                similar_to=_key_of(row[9]),
+                similarity=row[10],
+                trust=row[11],
+                official=bool(row[12]),
+            )
+            incidents[row[0]].members[member.key] = member
+        return list(incidents.values())
