@@ -20,7 +20,7 @@ from storage.detections import DetectionRepo
 from storage.incidents import IncidentRepo
 from storage.posts import PostRepo
 
-__all__ = ["load_counts", "load_detector", "load_gazetteer", "open_pipeline", "utc_now"]
+__all__ = ["load_detector", "load_gazetteer", "open_pipeline", "utc_now"]
 
 
 def utc_now() -> datetime:
@@ -37,13 +37,7 @@ def load_gazetteer() -> Gazetteer:
 @cache
 def load_detector() -> Detector:
     """Build the detector from the packaged lexicon and gazetteer once per process."""
-    return Detector(Lexicon.load(), load_gazetteer())
-
-
-@cache
-def load_counts() -> CountReader:
-    """Read the packaged number words once per process."""
-    return CountReader.load()
+    return Detector(Lexicon.load(), load_gazetteer(), CountReader.load())
 
 
 @asynccontextmanager
@@ -67,7 +61,6 @@ async def open_pipeline(
             clock,
             channels=ChannelBook(channels),
             grouping=grouping,
-            counts=load_counts(),
         )
         await pipeline.restore()
         yield db, pipeline

@@ -72,10 +72,9 @@ def parse_channel_ref(raw: str) -> ChannelRef:
         text = link.group(1)
     text = text.removeprefix("@")
     if re.fullmatch(r"-?\d+", text):
-        number = text.removeprefix("-")
-        if text.startswith("-100") and len(number) > 3:
-            number = number[3:]
-        channel_id = int(number)
+        if text.startswith("-") and not (text.startswith("-100") and len(text) > 4):
+            raise ValueError(f"{raw!r} is not a channel id (a channel's is -100… or bare)")
+        channel_id = int(text.removeprefix("-100"))
         if channel_id <= 0 or channel_id >= 2**63:
             raise ValueError(f"{raw!r} is not a channel id")
         return ChannelRef(channel_id=channel_id)

@@ -34,6 +34,7 @@ from typing import Any
 
 import ahocorasick
 
+from bot.counts import CountReader
 from bot.gazetteer import ADJECTIVE, MODES, NAME, SHORT, WEAK, Gazetteer, PlaceForm
 from bot.lexicon import Lexicon, Term
 from bot.models import Detection, Evidence, Kind
@@ -284,8 +285,11 @@ class _Text:
 class Detector:
     """Decide whether posts report a current attack, and where; deterministic, no I/O."""
 
-    def __init__(self, lexicon: Lexicon, gazetteer: Gazetteer) -> None:
+    def __init__(
+        self, lexicon: Lexicon, gazetteer: Gazetteer, counts: CountReader | None = None
+    ) -> None:
         self.lexicon = lexicon
+        self.counts = counts
         self.gazetteer = gazetteer
         self._anchor = lexicon.token_sets["anchor"]
         self._street = lexicon.token_sets["street"]
@@ -437,6 +441,8 @@ class Detector:
                         place=name,
                     )
                 )
+        if kinds and not all_clear and self.counts is not None:
+            evidence += self.counts.counts(text, evidence)  # «восемь беспилотников»
         evidence.sort(key=lambda e: (e.start, e.rule))
         if kinds and not regions:
             rejected.add("no_region")

@@ -11,7 +11,6 @@ from datetime import datetime
 
 from bot.channels import DEFAULT_SETTINGS, ChannelBook, ChannelSettings
 from bot.context import ChannelContext, Report
-from bot.counts import CountReader
 from bot.detect import Detector
 from bot.group import (
     Grouper,
@@ -86,7 +85,6 @@ class Pipeline:
         *,
         channels: ChannelBook | None = None,
         grouping: GroupingSettings | None = None,
-        counts: CountReader | None = None,
     ) -> None:
         self.detector = detector
         self.posts = posts
@@ -97,7 +95,6 @@ class Pipeline:
         self.clock = clock
         self.channels = channels or ChannelBook()
         self.grouping = grouping or GroupingSettings()
-        self.counts = counts or CountReader.load()
         self.grouper = Grouper(self.grouping.quiet_gap)
         self.context = self._new_context()
         self._settings: dict[tuple[int, str | None], ChannelSettings] = {}
@@ -203,10 +200,6 @@ class Pipeline:
             home_region=settings.home_region,
             places=lambda: self.detector.places(post.text),
         )
-        if detection.kinds and not detection.all_clear:
-            found = self.counts.counts(post.text, detection.evidence)
-            if found:
-                detection = replace(detection, evidence=(*detection.evidence, *found))
         watched = tuple(r for r in detection.regions if r in self._watched)
 
         earlier: list[Incident] = []

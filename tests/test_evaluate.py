@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluate import evaluate, load_labels, load_watch
+from bot.evaluate import b_cubed, evaluate, load_labels, load_watch
 from tests.conftest import DEV, HOLDOUT
 
 DEV_MIN_F1 = 0.95
+DEV_MIN_B_CUBED_F1 = 0.95
+DEV_MAX_INCIDENT_RATIO = 1.1
 
 
 async def test_dev_corpus_quality() -> None:
@@ -18,6 +20,10 @@ async def test_dev_corpus_quality() -> None:
     assert result.labelled > 200
     assert result.f1 >= DEV_MIN_F1, (result.false_flags, result.missed_flags)
     assert result.negatives_flagged == []
+    grouping = result.grouping
+    assert grouping.posts >= 75
+    assert grouping.f1 >= DEV_MIN_B_CUBED_F1, (grouping.split, grouping.merged)
+    assert 1.0 <= grouping.ratio <= DEV_MAX_INCIDENT_RATIO
 
 
 @pytest.mark.skipif(not (HOLDOUT / "labels.jsonl").exists(), reason="no held-out set")
@@ -26,3 +32,16 @@ async def test_holdout_corpus_quality() -> None:
     labels = load_labels(HOLDOUT / "labels.jsonl")
     result = await evaluate([Path(HOLDOUT / "export")], labels, load_watch(HOLDOUT / "watch.json"))
     assert result.f1 >= 0.9, (result.false_flags, result.missed_flags)
+    assert result.grouping.f1 >= 0.9, (result.grouping.split, result.grouping.merged)
+
+
+def test_b_cubed() -> None:
+    perfect = b_cubed({(1, 1): ("a", "x"), (1, 2): ("a", "x"), (1, 3): ("b", "y")})
+    assert (perfect.precision, perfect.recall, perfect.f1, perfect.ratio) == (1.0, 1.0, 1.0, 1.0)
+    split = b_cubed({(1, 1): ("a", "x"), (1, 2): ("b", "x")})
+    assert (split.precision, split.recall, split.ratio) == (1.0, 0.5, 2.0)
+    assert split.split == (("x", ("a", "b")),)
+    merged = b_cubed({(1, 1): ("a", "x"), (1, 2): ("a", "y")})
+    assert (merged.precision, merged.recall, merged.ratio) == (0.5, 1.0, 0.5)
+    assert merged.merged == (("a", ("x", "y")),)
+    assert b_cubed({}).f1 == 1.0
