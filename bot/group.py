@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import islice
 
 from bot.channels import DEFAULT_SETTINGS, ChannelSettings
 from bot.context import CONTEXT_WINDOW
 from bot.counts import largest_counts
 from bot.detect import KIND_ORDER
 from bot.models import Detection, Evidence, Kind, Post
-from bot.similarity import NearDuplicateIndex, Shingles, jaccard, shingles
+from bot.similarity import NearDuplicateIndex, Shingles, shingles
 
 __all__ = [
     "CONTEXT_WINDOW",
@@ -55,6 +56,10 @@ ECHO_WINDOW = timedelta(seconds=60)
 THREAT_KINDS = frozenset({Kind.DRONE.value, Kind.MISSILE.value})
 OFFICIAL_CONFIDENCE = 0.9
 ECHO_SHARE = 0.5
+ECHO_LOOKBACK = 20  # the latest members checked for an echo
+# A regionless post joins an incident through a near-duplicate only when it says enough to
+# be a copy: «Работает ПВО!» matches every wave's «Работает ПВО!». Forwards always may.
+NEAR_DUPLICATE_MIN_SHINGLES = 24  # about 28 characters of words
 VOIDS_NOTHING = frozenset({"no_region"})
 
 PostKey = tuple[int, int]
@@ -128,8 +133,38 @@ class Member:
 
 
 @dataclass(slots=True)
+class _Stats:
+    """An incident's aggregates, kept up to date as reports join (O(1) a report)."""
+
+    reports: int = 0
+    kinds: set[str] = field(default_factory=set)
+    counts: dict[str, int] = field(default_factory=dict)
+    channels: dict[int, int] = field(default_factory=dict)  # channel → reports
+    originals: dict[int, int] = field(default_factory=dict)  # channel → original reports
+    best: dict[int, float] = field(default_factory=dict)  # channel → best weight
+    official: bool = False
+
+    def add(self, member: Member) -> None:
+        if member.role is not Role.REPORT:
+            return
+        channel = member.channel_id
+        self.reports += 1
+        self.kinds.update(member.kinds)
+        for kind, value in member.counts.items():
+            self.counts[kind] = max(self.counts.get(kind, 0), value)
+        self.channels[channel] = self.channels.get(channel, 0) + 1
+        if member.independence is Independence.ORIGINAL:
+            self.originals[channel] = self.originals.get(channel, 0) + 1
+        self.best[channel] = max(self.best.get(channel, 0.0), member.weight)
+        self.official = self.official or member.official
+
+
+@dataclass(slots=True)
 class Incident:
-    """One attack wave in one region, and the posts that report it."""
+    """One attack wave in one region, and the posts that report it.
+
+    Change members through `add` and `discard`, which keep the aggregates current.
+    """
 
     id: str
     region: str
@@ -139,6 +174,38 @@ class Incident:
     closed_reason: str | None = None
     members: dict[PostKey, Member] = field(default_factory=dict)
     cleared: set[str] = field(default_factory=set)  # threat kinds all-clears have ended
+    _stats: _Stats | None = field(default=None, repr=False, compare=False)
+
+    def add(self, member: Member) -> None:
+        """Add a member, or replace the one with the same post."""
+        replaced = self.members.get(member.key)
+        self.members[member.key] = member
+        if replaced is not None:
+            self._stats = None  # rebuilt on next use: edits are rare
+            if replaced.role is Role.REPORT:
+                self._redate()
+        elif self._stats is not None:
+            self._stats.add(member)
+        if member.role is Role.REPORT and replaced is None:
+            self.first_report = min(self.first_report, member.date)
+            self.last_report = max(self.last_report, member.date)
+
+    def discard(self, key: PostKey) -> Member | None:
+        """Remove a post's member; return it, or None when the post was not a member."""
+        member = self.members.pop(key, None)
+        if member is not None:
+            self._stats = None
+            self._redate()
+        return member
+
+    @property
+    def stats(self) -> _Stats:
+        """Return the aggregates, rebuilding them after a change that needs it."""
+        if self._stats is None:
+            self._stats = _Stats()
+            for member in self.members.values():
+                self._stats.add(member)
+        return self._stats
 
     @property
     def reports(self) -> list[Member]:
@@ -151,49 +218,41 @@ class Incident:
     @property
     def kinds(self) -> tuple[str, ...]:
         """Return every kind reported, in the usual order."""
-        found = {kind for m in self.members.values() if m.role is Role.REPORT for kind in m.kinds}
+        found = self.stats.kinds
         return tuple(k.value for k in KIND_ORDER if k.value in found)
 
     @property
     def counts(self) -> dict[str, int]:
         """Return the largest count reported for each kind."""
-        largest: dict[str, int] = {}
-        for member in self.reports:
-            for kind, value in member.counts.items():
-                largest[kind] = max(largest.get(kind, 0), value)
-        return largest
+        return dict(self.stats.counts)
 
     @property
     def channels(self) -> int:
         """Return how many channels reported it."""
-        return len({m.channel_id for m in self.reports})
+        return len(self.stats.channels)
 
     @property
     def independent(self) -> int:
         """Return how many channels reported it on their own (not a forward, copy or echo)."""
-        return len({m.channel_id for m in self.reports if m.independence is Independence.ORIGINAL})
+        return len(self.stats.originals)
 
     @property
     def official(self) -> bool:
         """Return True when an official channel reported it."""
-        return any(m.official for m in self.reports)
+        return self.stats.official
 
     @property
     def confidence(self) -> float:
         """Return the noisy-or of the channels' best weights, 0..1."""
-        best: dict[int, float] = {}
-        for member in self.reports:
-            best[member.channel_id] = max(best.get(member.channel_id, 0.0), member.weight)
         doubt = 1.0
-        for weight in best.values():
+        for weight in self.stats.best.values():
             doubt *= 1 - weight
         return round(1 - doubt, 3)
 
     def _redate(self) -> None:
-        reports = self.reports
-        if reports:
-            self.first_report = reports[0].date
-            self.last_report = max(m.date for m in reports)
+        dates = [m.date for m in self.members.values() if m.role is Role.REPORT]
+        if dates:
+            self.first_report, self.last_report = min(dates), max(dates)
 
 
 @dataclass(slots=True)
@@ -329,7 +388,6 @@ class Grouper:
         holding = {i: self.active[i] for i in self._posts.get(key, ())}
         holding.update({incident.id: incident for incident in earlier})
         role = role_of(detection)
-        counts = largest_counts(detection.evidence)
         signature = shingles(post.text) if role is Role.REPORT else None
 
         targets: dict[str, Incident | None] = {}  # region → incident (None: a new one)
@@ -340,28 +398,30 @@ class Grouper:
                 targets[region] = kept or self._joinable(region, post.date)
                 via[region] = "region"
         evidence: list[Evidence] = []
-        if role is Role.REPORT and not detection.regions and signature is not None:
+        if role is Role.REPORT and not detection.regions and self._may_copy(post, signature):
             for incident, match, score in self._near_duplicates(key, signature):
-                if incident.region not in targets:
-                    targets[incident.region] = incident
-                    via[incident.region] = "near_duplicate"
-                    evidence.append(
-                        Evidence(
-                            rule="near_duplicate",
-                            text=f"{match[0]}/{match[1]} ({score:.2f})",
-                            start=0,
-                            end=0,
-                            region=incident.region,
-                        )
+                if incident.region in targets:
+                    continue
+                targets[incident.region] = incident
+                via[incident.region] = "near_duplicate"
+                evidence.append(
+                    Evidence(
+                        rule="near_duplicate",
+                        text=f"{match[0]}/{match[1]} ({score:.2f})",
+                        start=0,
+                        end=0,
+                        region=incident.region,
                     )
+                )
         out.evidence = tuple(evidence)
 
         for incident in holding.values():
             if targets.get(incident.region) is not incident:
                 self._leave(incident, key, out)
-
         if role is None:
             return out
+
+        counts = largest_counts(detection.evidence)
         regions: list[str] = []
         for region, target in targets.items():
             if role is Role.ALL_CLEAR:
@@ -372,29 +432,39 @@ class Grouper:
                 target = Incident(incident_id(region, post), region, post.date, post.date)
                 self._activate(target)
                 out.events.append((target.id, "created"))
-            member = self._member(
-                target, post, detection.kinds, counts, channel, signature, via[region]
-            )
+            member = self._member(target, post, detection.kinds, counts, channel, via[region])
+            member.shingles = signature
+            self._judge(target, member, post, signature)
             self._join(target, member, out)
             out.incidents.append(target.id)
             regions.append(region)
         out.regions = tuple(regions)
         return out
 
+    @staticmethod
+    def _may_copy(post: Post, signature: Shingles | None) -> bool:
+        """Return True when a regionless post says enough to be placed by what it copies."""
+        if signature is None:
+            return False
+        return bool(post.forwarded_from) or len(signature.hashes) >= NEAR_DUPLICATE_MIN_SHINGLES
+
     def _joinable(self, region: str, date: datetime) -> Incident | None:
         """Return the region's active incident if a report of `date` belongs to it."""
-        incident_id_ = self._by_region.get(region)
-        if incident_id_ is None:
+        found = self._by_region.get(region)
+        if found is None:
             return None
-        incident = self.active[incident_id_]
+        incident = self.active[found]
         gap = self.quiet_gap
         if incident.first_report - gap <= date <= incident.last_report + gap:
             return incident
         return None
 
     def _near_duplicates(
-        self, key: PostKey, signature: Shingles
+        self, key: PostKey, signature: Shingles | None
     ) -> list[tuple[Incident, PostKey, float]]:
+        """Return each active incident holding a near-duplicate, with its best match."""
+        if signature is None:
+            return []
         found: list[tuple[Incident, PostKey, float]] = []
         seen: set[str] = set()
         for match, score in self._index.similar(signature):
@@ -413,18 +483,21 @@ class Grouper:
         kinds: tuple[str, ...],
         counts: dict[str, int],
         channel: ChannelSettings,
-        signature: Shingles | None,
         via: str,
     ) -> Member:
-        """Return the post's member record for the incident, judging its independence."""
-        key = (post.channel_id, post.id)
-        existing = incident.members.get(key)
-        if existing is not None:  # an edit keeps how it joined and what it copied
-            existing.role, existing.kinds, existing.counts = Role.REPORT, kinds, counts
-            existing.shingles = signature
-            existing.trust, existing.official = channel.trust, channel.official
-            return existing
-        member = Member(
+        """Return the post's member record for the incident (an edit keeps how it joined)."""
+        existing = incident.members.get((post.channel_id, post.id))
+        if existing is not None:
+            return replace(
+                existing,
+                role=Role.REPORT,
+                kinds=kinds,
+                counts=counts,
+                trust=channel.trust,
+                official=channel.official,
+            )
+        first = incident.stats.reports == 0
+        return Member(
             post.channel_id,
             post.id,
             post.date,
@@ -432,40 +505,51 @@ class Grouper:
             kinds,
             counts,
             Independence.ORIGINAL,
-            via if incident.reports else "first",
+            "first" if first else via,
             channel.trust,
             channel.official,
-            shingles=signature,
         )
-        others = [
-            m
-            for m in incident.reports
-            if m.channel_id != post.channel_id and m.date <= post.date and m.key != key
-        ]
-        if not others:
-            return member
+
+    def _judge(
+        self, incident: Incident, member: Member, post: Post, signature: Shingles | None
+    ) -> None:
+        """Say whether a new member is a forward, a copy, an echo or an original report.
+
+        Only another channel's report in the incident makes a post less than original.
+        """
+        if member.key in incident.members or member.via == "first":
+            return
+        channels = incident.stats.channels
+        if not channels or set(channels) == {post.channel_id}:
+            return
         if post.forwarded_from:
             member.independence = Independence.FORWARD
-            return member
-        best: tuple[float, PostKey] | None = None
+            return
         if signature is not None:
-            for other in others:
-                if other.shingles is None:
+            best: tuple[float, PostKey] | None = None
+            for match in self._index.candidates(signature):
+                other = incident.members.get(match)
+                if other is None or other.role is not Role.REPORT or match[0] == post.channel_id:
                     continue
-                score = jaccard(signature, other.shingles)
+                score = self._index.similarity(match, signature)
                 if score >= self._index.threshold and (best is None or score > best[0]):
-                    best = (score, other.key)
-        if best is not None:
-            member.independence = Independence.COPY
-            member.similarity, member.similar_to = round(best[0], 3), best[1]
-        elif any(post.date - m.date <= self.echo_window for m in others):
-            member.independence = Independence.ECHO
-        return member
+                    best = (score, match)
+            if best is not None:
+                member.independence = Independence.COPY
+                member.similar_to, member.similarity = best[1], round(best[0], 3)
+                return
+        for other in islice(reversed(incident.members.values()), ECHO_LOOKBACK):
+            if (
+                other.channel_id != post.channel_id
+                and other.role is Role.REPORT
+                and timedelta(0) <= post.date - other.date <= self.echo_window
+            ):
+                member.independence = Independence.ECHO
+                return
 
     def _join(self, incident: Incident, member: Member, out: Placement) -> None:
         is_new = member.key not in incident.members
-        incident.members[member.key] = member
-        incident._redate()
+        incident.add(member)
         if incident.status is Status.ACTIVE:
             self._track(incident.id, member)
         out.changed[incident.id] = incident
@@ -473,15 +557,13 @@ class Grouper:
         out.events.append((incident.id, "joined" if is_new else "updated"))
 
     def _leave(self, incident: Incident, key: PostKey, out: Placement) -> None:
-        if incident.members.pop(key, None) is None:
+        if incident.discard(key) is None:
             return
         self._untrack(incident.id, key)
         out.changed[incident.id] = incident
         out.removed.append((incident.id, key))
         out.events.append((incident.id, "left"))
-        if incident.reports:
-            incident._redate()
-        elif incident.status is not Status.RETRACTED:
+        if incident.stats.reports == 0 and incident.status is not Status.RETRACTED:
             self._deactivate(incident, Status.RETRACTED, "retracted", out)
 
     def _clear(
@@ -505,8 +587,8 @@ class Grouper:
             channel.trust,
             channel.official,
         )
-        incident.members[member.key] = member
-        self._posts.setdefault(member.key, set()).add(incident.id)
+        incident.add(member)
+        self._track(incident.id, member)
         out.changed[incident.id] = incident
         out.saved.append((incident.id, member))
         ended = set(detection.kinds) & THREAT_KINDS or set(THREAT_KINDS)

@@ -11,8 +11,10 @@ official posts about different events («В Туапсе в результате
 Candidates are found with bottom-k MinHash: each post is indexed under its `SKETCH_SIZE`
 smallest shingle hashes, the k minima of one hash function. Two posts with Jaccard J
 share a given minimum with probability J, so a post at J ≥ 0.5 is missed with
-probability about 0.5⁸ (0.4%). Candidates are then compared exactly. Hashes are
-CRC-32, so the same posts give the same answers in every process.
+probability about 0.5⁸ (0.4%). Candidates are then compared exactly, at most
+`CANDIDATES_PER_MINIMUM` of the latest under each minimum, so a text repeated a thousand
+times costs no more than one repeated sixteen times. Hashes are CRC-32, so the same posts
+give the same answers in every process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 import zlib
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Generic, TypeVar
 
 from bot.text import fold
@@ -38,6 +41,9 @@ __all__ = [
 NEAR_DUPLICATE_JACCARD = 0.5
 SHINGLE_SIZE = 5  # characters
 SKETCH_SIZE = 8  # minima a post is indexed under
+# Posts compared for each minimum, the latest first: a text repeated a thousand times
+# («Работает ПВО!») must not make every post compare against all of its copies.
+CANDIDATES_PER_MINIMUM = 16
 SIGNATURE_MAX_WORDS = 12  # a trailing line longer than this is content, not a signature
 
 K = TypeVar("K", bound=Hashable)
@@ -103,7 +109,7 @@ class NearDuplicateIndex(Generic[K]):
     def __init__(self, threshold: float = NEAR_DUPLICATE_JACCARD) -> None:
         self.threshold = threshold
         self._shingles: dict[K, Shingles] = {}
-        self._buckets: dict[int, set[K]] = {}
+        self._buckets: dict[int, dict[K, None]] = {}  # insertion-ordered: latest last
 
     def __len__(self) -> int:
         return len(self._shingles)
@@ -115,7 +121,7 @@ class NearDuplicateIndex(Generic[K]):
             return
         self._shingles[key] = value
         for minimum in value.sketch:
-            self._buckets.setdefault(minimum, set()).add(key)
+            self._buckets.setdefault(minimum, {})[key] = None
 
     def remove(self, key: K) -> None:
         """Forget a post; a key that is not indexed is ignored."""
@@ -125,7 +131,7 @@ class NearDuplicateIndex(Generic[K]):
         for minimum in value.sketch:
             bucket = self._buckets.get(minimum)
             if bucket is not None:
-                bucket.discard(key)
+                bucket.pop(key, None)
                 if not bucket:
                     del self._buckets[minimum]
 
@@ -134,12 +140,26 @@ class NearDuplicateIndex(Generic[K]):
         for key in keys:
             self.remove(key)
 
-    def similar(self, value: Shingles) -> list[tuple[K, float]]:
-        """Return the indexed posts at or above the threshold, most similar first."""
-        candidates: set[K] = set()
+    def candidates(self, value: Shingles) -> set[K]:
+        """Return the posts that share a minimum with `value` (the latest few per minimum)."""
+        found: set[K] = set()
         for minimum in value.sketch:
-            candidates |= self._buckets.get(minimum, set())
-        found = [(key, jaccard(value, self._shingles[key])) for key in candidates]
+            bucket = self._buckets.get(minimum)
+            if bucket:
+                found.update(islice(reversed(bucket), CANDIDATES_PER_MINIMUM))
+        return found
+
+    def similarity(self, key: K, value: Shingles) -> float:
+        """Return the Jaccard similarity of an indexed post and `value` (0.0 if not indexed)."""
+        indexed = self._shingles.get(key)
+        return jaccard(value, indexed) if indexed is not None else 0.0
+
+    def similar(self, value: Shingles) -> list[tuple[K, float]]:
+        """Return the indexed posts at or above the threshold, most similar first.
+
+        Of posts sharing a minimum, only the latest `CANDIDATES_PER_MINIMUM` are compared.
+        """
+        found = [(key, jaccard(value, self._shingles[key])) for key in self.candidates(value)]
         found = [(key, score) for key, score in found if score >= self.threshold]
         found.sort(key=lambda item: (-item[1], repr(item[0])))
         return found

@@ -78,7 +78,7 @@ class IncidentRepo:
                     json.dumps(list(incident.kinds)),
                     json.dumps(incident.counts, sort_keys=True),
                     json.dumps(sorted(incident.cleared)),
-                    len(incident.reports),
+                    incident.stats.reports,
                     incident.channels,
                     incident.independent,
                     incident.confidence,
@@ -185,5 +185,5 @@ class IncidentRepo:
                 trust=row[11],
                 official=bool(row[12]),
             )
-            incidents[row[0]].members[member.key] = member
+            incidents[row[0]].add(member)
         return list(incidents.values())

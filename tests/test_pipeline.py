@@ -112,16 +112,20 @@ async def test_home_region_from_the_channel_title(
     wired: tuple[Database, Pipeline],
 ) -> None:
     _, pipeline = wired
-    post = Post(9, 1, DATE, "Громко!!! Работает ПВО", channel_title="Таганрог Онлайн")
+    text = "Громко!!! Работает ПВО, во дворах сработали сигнализации машин"
+    post = Post(9, 1, DATE, text, channel_title="Таганрог Онлайн")
     outcome = await pipeline.process(post)
     assert outcome is not None and outcome.flagged and outcome.regions == ("RU-ROS",)
     assert any(e.rule == "context:home" for e in outcome.detection.evidence)
     elsewhere = Post(10, 1, DATE, "Слышны взрывы", channel_title="Новости 24")
     outcome = await pipeline.process(elsewhere)
     assert outcome is not None and not outcome.flagged  # no place, no home, no copy
-    copy = Post(10, 2, DATE, "Громко!!! Работает ПВО", channel_title="Новости 24")
+    copy = Post(10, 2, DATE, text, channel_title="Новости 24")
     outcome = await pipeline.process(copy)
     assert outcome is not None and outcome.regions == ("RU-ROS",)  # a copy of 9/1
+    short = Post(11, 1, DATE, "Работает ПВО!", channel_title="Новости 24")
+    outcome = await pipeline.process(short)
+    assert outcome is not None and not outcome.flagged  # too short to say what it copies
 
 
 async def test_configured_channel_settings(
