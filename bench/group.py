@@ -90,7 +90,9 @@ def stream(total: int, first_id: int) -> list[Post]:
         template = rng.choice(REPORTS if in_wave and rng.random() < 0.7 else NEWS)
         text = template.format(loc=loc, nom=nom, n=rng.randint(2, 12))
         posts.append(
-            Post(1_500_000_000 + channel, ids[channel], date, text, channel_title=f"Канал {channel}")
+            Post(
+                1_500_000_000 + channel, ids[channel], date, text, channel_title=f"Канал {channel}"
+            )
         )
     return posts
 
