@@ -87,7 +87,32 @@ NOT_SEEN = frozenset(
         "reported",
     }
 )
-NEGATION_WORDS = (" не ", " нет", " немає", " без ", " no ", " ни ", " жодних", " никаких")
+VETO_DENIED_BY = frozenset({"не", "ні", "not", "за"})
+# «взрыва удалось избежать», «предотвратили взрыв»
+AVERTED = ("избеж", "предотвра", "уникн", "запобі", "avert", "avoid", "prevent")
+# Words that may stand between an explosion word and «не было»: «взрывов в Липецке сегодня
+# утром не было».
+BETWEEN_NEGATION = frozenset(
+    {"в", "во", "на", "над", "у", "сегодня", "утром", "днем", "вечером", "ночью", "вчера",
+     "сьогодні", "вранці", "вночі", "today", "this", "morning", "tonight"}
+)  # fmt: skip
+NEGATION_WORDS = (
+    " не ",
+    " нет",
+    " немає",
+    " без ",
+    " no ",
+    " ни ",
+    " жодних",
+    " никаких",
+    " избеж",
+    " предотвра",
+    " уникн",
+    " запобі",
+    " avert",
+    " avoid",
+    " prevent",
+)
 NO_VETOES: frozenset[str] = frozenset()
 NO_SENTENCES: frozenset[int] = frozenset()
 AIR_DEFENSE_NOUNS = frozenset({"air_defense"})
@@ -96,7 +121,11 @@ ABBREVIATIONS = frozenset({"г", "ул", "пос", "пгт", "ст", "д", "им
 
 TOKEN_RE = re.compile(r"\w[\w'-]*")
 # A heading to a place after a word: «Дроны на Москву», «ПВО над Курском».
-HEADING_RE = re.compile(r"\w*\s+(?:на|в|у|до|над|on|towards?|over|above)\s+[A-ZА-ЯЁІЇЄҐ]")
+HEADING_RE = re.compile(
+    r"\w*\s+(?:(?:курсом|курс|летит|летят|летять|летить|движется|рухається|рухаються|heading)\s+)?"
+    r"(?:у напрямку|в направлении|в сторону|в бік|на|в|у|до|над|on|towards?|over|above)"
+    r"\s+[A-ZА-ЯЁІЇЄҐ]"
+)
 WORD_TAIL_RE = re.compile(r"[\w'-]*")
 # The word before a position, found by matching the reversed text before it.
 REVERSED_WORD_RE = re.compile(r"\W*([\w'-]*\w)")
@@ -116,6 +145,8 @@ MONTHS = {
     **dict.fromkeys(("ноября", "листопада", "november", "nov"), 11),
     **dict.fromkeys(("декабря", "грудня", "december", "dec"), 12),
 }
+ENGLISH_MONTHS = [m for m in MONTHS if m.isascii()]
+MONTH_BEFORE_RE = re.compile(r"(?<!\w)(" + "|".join(ENGLISH_MONTHS) + r")\.?\s+$")
 MONTH_AFTER_RE = re.compile(r"\s+(" + "|".join(MONTHS) + r")(?!\w)(?:\s+((?:19|20)\d\d)(?!\d))?")
 # A named date («10 октября») this many days before the post is a past event.
 PAST_DATE_DAYS = 2
@@ -136,6 +167,7 @@ KIND_OF_CATEGORY = {
     "missile": Kind.MISSILE,
     "air_defense": Kind.AIR_DEFENSE,
     "ad_action": Kind.AIR_DEFENSE,
+    "target": Kind.DRONE,
 }
 
 
@@ -254,6 +286,16 @@ class _Text:
         match = REVERSED_WORD_RE.match(window)
         return match.group(1)[::-1] if match else ""
 
+    def alone_on_line(self, start: int, end: int) -> bool:
+        """Return True when a word stands on its line with nothing but symbols around it."""
+        line_start = self.original.rfind("\n", 0, start) + 1
+        line_end = self.original.find("\n", end)
+        line = (
+            self.original[line_start:start]
+            + self.original[end : len(self.original) if line_end < 0 else line_end]
+        )
+        return not any(ch.isalnum() for ch in line)
+
     def heads_for(self, position: int) -> bool:
         """Return True before a heading to a place, as in «Дроны на Москву»."""
         match = HEADING_RE.match(self.original, position)
@@ -368,6 +410,8 @@ class Detector:
                 continue
             group, _, veto = hit.category.partition(":")
             if group == "veto_post":
+                if doc.word_before(hit.start) in VETO_DENIED_BY:
+                    continue  # «это уже не салют», «приняли их за салют»
                 post_vetoes.setdefault(veto, set()).add(hit.sentence)
             else:
                 sentence_vetoes.setdefault(hit.sentence, set()).add(veto)
@@ -443,9 +487,13 @@ class Detector:
                 )
         if kinds and not all_clear and self.counts is not None:
             evidence += self.counts.counts(text, evidence)  # «восемь беспилотников»
+        if kinds and not all_clear:
+            evidence += self._follow_up(doc, hits, used, evidence)
         evidence.sort(key=lambda e: (e.start, e.rule))
         if kinds and not regions:
             rejected.add("no_region")
+            if any(h.category == "national" for h in hits):
+                rejected.add("national_summary")  # no region borrowed from the channel
         if regions and not all_clear:
             rejected.clear()  # what voided some terms does not void the report that is left
         score = (
@@ -492,6 +540,25 @@ class Detector:
             if not hit.source
             for region in hit.regions
         )
+
+    @staticmethod
+    def _follow_up(
+        doc: _Text, hits: list[_Hit], used: list[_Hit], evidence: list[Evidence]
+    ) -> list[Evidence]:
+        """Return a "follow_up" evidence for a report that sums up an attack.
+
+        A follow-up looks back («ночью», «по предварительным данным»), says what was shot
+        down or counts («сбиты 8 БПЛА»), and warns of nothing («угроза», «опасность») in
+        the sentence that looks back.
+        """
+        warned = {h.sentence for h in hits if h.category == "threat"}
+        looking_back = [h for h in hits if h.category == "retrospective"]
+        if not looking_back or looking_back[0].sentence in warned:
+            return []
+        shot_down = any(h.category == "ad_action" for h in used)
+        if not (shot_down or any(e.rule == "count" for e in evidence)):
+            return []
+        return [Detector._evidence(doc, looking_back[0], "follow_up")]
 
     # ------------------------------------------------------------------ kinds
 
@@ -558,15 +625,26 @@ class Detector:
 
     @staticmethod
     def _negated(doc: _Text, hit: _Hit) -> bool:
-        """Return True for «взрывов не было», «без взрывов», "no explosions"."""
-        after = doc.words_after(hit.end, 2)
-        if after and (
-            after[0] in NEGATIONS_AFTER
-            or (after[0] == "не" and after[1:] and after[1] in NOT_SEEN)
+        """Return True for «взрывов не было», «без взрывов», «взрыва удалось избежать»."""
+        after = doc.words_after(hit.end, 8)
+        skip = 0
+        while skip < len(after) - 1 and after[skip] in BETWEEN_NEGATION:
+            # «в Липецке»: a preposition and its word, or a time word
+            skip += 2 if after[skip] in LOUD_PLACE_WORDS else 1
+        rest = after[skip:]
+        if rest and (
+            rest[0] in NEGATIONS_AFTER
+            or (rest[0] == "не" and rest[1:] and rest[1] in NOT_SEEN)
+            or rest[0].startswith(AVERTED)
+            or (
+                rest[0] in ("удалось", "вдалося", "was")
+                and rest[1:]
+                and rest[1].startswith(AVERTED)
+            )
         ):
             return True
         before = doc.word_before(hit.start)
-        if before in NEGATIONS_BEFORE:
+        if before in NEGATIONS_BEFORE or before.startswith(AVERTED):
             return True
         return before in NOT_SEEN and doc.word_before(hit.start - len(before) - 1) in ("не", "not")
 
@@ -577,6 +655,7 @@ class Detector:
         An air-defence verb («сбиты») counts beside a weapon word; «ПВО» counts where it
         works («работает ПВО») or beside another kind, not in «День войск ПВО»; «обстрел»
         counts beside another kind. A terse line («ПВО над Курском», «Таганрог: ПВО!») counts.
+        A target («ЦІЛЬ») counts alone on its line or heading to a place («Ціль на Харків»).
         """
         weapon_sentences = {h.sentence for h in hits if h.category in WEAPON_CATEGORIES}
         kept = [h for h in hits if h.category != "ad_action" or h.sentence in weapon_sentences]
@@ -589,6 +668,11 @@ class Detector:
             or h.sentence in active
             or doc.heads_for(h.end)  # «ПВО над Курском»
             or doc.is_lead(h.sentence)  # «Таганрог: ПВО!»
+        ]
+        kept = [
+            h
+            for h in kept
+            if h.category != "target" or doc.alone_on_line(h.start, h.end) or doc.heads_for(h.end)
         ]
         strong = any(h.category in STRONG_KIND_CATEGORIES for h in kept)
         return [h for h in kept if h.category != "explosion_weak" or strong]
@@ -612,9 +696,49 @@ class Detector:
                 hits.append(
                     _PlaceHit(start, end, doc.sentence_of(start), accepted, rule, district, source)
                 )
+        hits.extend(self._elliptical(doc, raw, hits, taken))
         hits.extend(self._hashtags(doc, taken))
         hits.sort(key=lambda h: h.start)
         return hits
+
+    @staticmethod
+    def _elliptical(
+        doc: _Text,
+        raw: Sequence[tuple[int, int, _Entry]],
+        hits: list[_PlaceHit],
+        taken: list[tuple[int, int]],
+    ) -> list[_PlaceHit]:
+        """Return region adjectives whose noun is left out after a listed one.
+
+        «над Воронежской областью уничтожены 9 БПЛА, над Белгородской — 5»: the second
+        adjective counts in a sentence that names a region in full.
+        """
+        listed = {
+            h.sentence
+            for h in hits
+            if h.rule in ("place:adjective", "place:name")
+            and any(f.place.kind == "region" and f.mode in (ADJECTIVE, NAME) for f in h.forms)
+        }
+        if not listed:
+            return []
+        found = []
+        for start, end, entry in raw:
+            sentence = doc.sentence_of(start)
+            if sentence not in listed or not doc.original[start].isupper():
+                continue
+            if any(start < t_end and t_start < end for t_start, t_end in taken):
+                continue
+            rest = doc.original[end:].lstrip(" ")
+            following = doc.words_after(end, 1)
+            if rest[:1].isalpha() and not (following and following[0] in CONJUNCTIONS):
+                continue  # «Белгородская трасса»: a noun follows, nothing is left out
+            forms = tuple(
+                f for f in entry.places if f.mode == ADJECTIVE and f.place.kind == "region"
+            )
+            if forms:
+                taken.append((start, end))
+                found.append(_PlaceHit(start, end, sentence, forms, "place:adjective"))
+        return found
 
     def _accept(
         self,
@@ -838,7 +962,8 @@ def _past_dates(folded: str, date: datetime) -> Iterable[int]:
     """Yield the positions of dates before the post's own: «в 2023 году», «10 октября».
 
     A day and month without a year is this year's, or last year's when it would fall
-    after the post; it is past when more than PAST_DATE_DAYS before the post.
+    after the post; it is past when more than PAST_DATE_DAYS before the post. English
+    dates may put the month first ("on May 26").
     """
     # Digit runs first, then a look at what follows each: far cheaper than a regex with
     # look-behinds run over the whole text.
@@ -848,25 +973,30 @@ def _past_dates(folded: str, date: datetime) -> Iterable[int]:
             if 1950 <= int(digits) < date.year:
                 yield number.start()
             continue
-        month = MONTH_AFTER_RE.match(folded, number.end()) if len(digits) <= 2 else None
-        if month is None:
+        if len(digits) > 2:
             continue
-        year = month.group(2)
-        try:
-            named = date.replace(
-                year=int(year) if year else date.year,
-                month=MONTHS[month.group(1)],
-                day=int(digits),
-            )
-        except ValueError:
-            continue  # «31 февраля»
-        if named > date and not year:
-            try:
-                named = named.replace(year=date.year - 1)
-            except ValueError:
+        month = MONTH_AFTER_RE.match(folded, number.end())
+        if month is not None:
+            name, year = month.group(1), month.group(2)
+        else:
+            before = MONTH_BEFORE_RE.search(folded, max(0, number.start() - 12), number.start())
+            if before is None:
                 continue
-        if (date - named).days > PAST_DATE_DAYS:
+            name, year = before.group(1), None
+        named = _named_date(int(digits), MONTHS[name], int(year) if year else None, date)
+        if named is not None and (date - named).days > PAST_DATE_DAYS:
             yield number.start()
+
+
+def _named_date(day: int, month: int, year: int | None, post: datetime) -> datetime | None:
+    """Return the date a day and month name (and maybe a year) mean for a post, or None."""
+    try:
+        named = post.replace(year=year or post.year, month=month, day=day)
+        if named > post and year is None:
+            named = named.replace(year=post.year - 1)
+    except ValueError:
+        return None  # «31 февраля»
+    return named
 
 
 def _cyrillic(ch: str) -> bool:

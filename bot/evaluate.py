@@ -1,18 +1,20 @@
 """Measure detection and grouping against labelled exports.
 
 Flags: precision, recall and F1 over (post, region) pairs in watched regions. Incidents:
-B-cubed precision, recall and F1 over the posts that are both flagged and labelled as
-alerts with an incident (each post's predicted incident is its primary one), and the ratio
-of predicted to true incidents among those posts.
+B-cubed precision, recall and F1 over the correctly flagged (post, region) pairs that have a
+labelled incident, comparing the post's incident in that region with the label's, and the
+ratio of predicted to true incidents among them. A post naming two regions is two items, so
+each of its incidents is judged; labels give one incident per region with `incidents`
+(aligned with `regions`), or one `incident` for the first region.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from bot.channels import ChannelSettings
 from bot.errors import ExportError
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 PostKey = tuple[int, int]
+Item = TypeVar("Item", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +47,20 @@ class Label:
     kinds: tuple[str, ...]
     regions: tuple[str, ...]
     incident: str | None = None
+    incidents: tuple[str, ...] = ()
+
+    def incident_in(self, region: str) -> str | None:
+        """Return the labelled incident of the post in a region, if any."""
+        if self.incidents and len(self.incidents) == len(self.regions):
+            return dict(zip(self.regions, self.incidents, strict=True)).get(region)
+        if self.regions and region == self.regions[0]:
+            return self.incident
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class Grouping:
-    """B-cubed scores of incidents over correctly flagged posts."""
+    """B-cubed scores of incidents over correctly flagged (post, region) pairs."""
 
     posts: int
     predicted: int  # distinct predicted incidents among those posts
@@ -70,10 +82,10 @@ class Grouping:
         return self.predicted / self.true if self.true else 1.0
 
 
-def b_cubed(pairs: dict[PostKey, tuple[str, str]]) -> Grouping:
-    """Score predicted against true clusters; `pairs` maps each post to (predicted, true)."""
-    predicted: dict[str, set[PostKey]] = {}
-    true: dict[str, set[PostKey]] = {}
+def b_cubed(pairs: Mapping[Item, tuple[str, str]]) -> Grouping:
+    """Score predicted against true clusters; `pairs` maps each item to (predicted, true)."""
+    predicted: dict[str, set[Item]] = {}
+    true: dict[str, set[Item]] = {}
     for key, (guess, truth) in pairs.items():
         predicted.setdefault(guess, set()).add(key)
         true.setdefault(truth, set()).add(key)
@@ -85,7 +97,7 @@ def b_cubed(pairs: dict[PostKey, tuple[str, str]]) -> Grouping:
     n = len(pairs)
 
     def spread(
-        clusters: dict[str, set[PostKey]], side: int
+        clusters: dict[str, set[Item]], side: int
     ) -> tuple[tuple[str, tuple[str, ...]], ...]:
         found = []
         for name, members in sorted(clusters.items()):
@@ -119,7 +131,7 @@ class Evaluation:
     negatives_flagged: list[PostKey] = field(default_factory=list)
     texts: dict[PostKey, str] = field(default_factory=dict)
     why: dict[PostKey, str] = field(default_factory=dict)
-    incidents: dict[PostKey, tuple[str, str]] = field(default_factory=dict)
+    incidents: dict[tuple[PostKey, str], tuple[str, str]] = field(default_factory=dict)
 
     @property
     def grouping(self) -> Grouping:
@@ -156,6 +168,7 @@ def _label(raw: Any, where: str) -> Label:
             kinds=tuple(raw.get("kinds") or ()),
             regions=tuple(raw.get("regions") or ()),
             incident=str(raw["incident"]) if raw.get("incident") else None,
+            incidents=tuple(str(i) for i in raw.get("incidents") or ()),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{where}: missing or malformed field {err}") from err
@@ -219,8 +232,12 @@ def score(
         evaluation.true_positives += len(true & flagged)
         evaluation.false_flags += [(key, region) for region in sorted(flagged - true)]
         evaluation.missed_flags += [(key, region) for region in sorted(true - flagged)]
-        if outcome.incident and label.alert and label.incident and true & flagged:
-            evaluation.incidents[key] = (outcome.incident, label.incident)
+        if label.alert:
+            mine = dict(zip(outcome.regions, outcome.incidents, strict=False))
+            for region in sorted(true & flagged):
+                truth = label.incident_in(region)
+                if truth and region in mine:
+                    evaluation.incidents[(key, region)] = (mine[region], truth)
         if not label.alert:
             evaluation.negatives += 1
             if flagged:
@@ -258,7 +275,7 @@ def write_report(evaluation: Evaluation, out: TextIO) -> None:
     out.write(
         f"incidents B-cubed precision {g.precision:.3f}  recall {g.recall:.3f}  F1 {g.f1:.3f}"
         f"  ({g.predicted} predicted / {g.true} true incidents, ratio {g.ratio:.2f};"
-        f" over {g.posts} correctly flagged posts)\n"
+        f" over {g.posts} correctly flagged (post, region) pairs)\n"
     )
     for title, spread in (("split incidents", g.split), ("merged incidents", g.merged)):
         if spread:

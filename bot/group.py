@@ -5,7 +5,10 @@ no place joins the incidents holding a near-duplicate of it (a forward or a copy
 bot/similarity.py). A region has at most one active incident at a time. An incident
 closes after `quiet_gap` without reports (time is the posts' own dates, so replay and
 live agree) or when all-clears have ended every threat kind it has (drones, missiles;
-any all-clear ends an incident with neither). A later report starts a new incident.
+any all-clear ends an incident with neither). A later report starts a new incident, except
+a follow-up that sums the attack up (evidence "follow_up": «ночью над Липецком сбиты 8
+БПЛА», «по предварительным данным…»): within `FOLLOW_UP_WINDOW` of the region's last
+incident it joins that one, which stays closed.
 
 Each incident keeps its posts (members) and derives the rest from them: kinds, largest
 counts, channels, independent channels, confidence and official confirmation. A forward
@@ -39,6 +42,7 @@ from bot.similarity import NearDuplicateIndex, Shingles, shingles
 
 __all__ = [
     "CONTEXT_WINDOW",
+    "FOLLOW_UP_WINDOW",
     "QUIET_GAP",
     "Grouper",
     "GroupingSettings",
@@ -52,6 +56,9 @@ __all__ = [
 ]
 
 QUIET_GAP = timedelta(hours=3)
+# A follow-up («ночью над городом сбиты 8 БПЛА», posted in the morning) joins the region's
+# last incident when that one ended no longer ago than this, even after its all-clear.
+FOLLOW_UP_WINDOW = timedelta(hours=6)
 ECHO_WINDOW = timedelta(seconds=60)
 THREAT_KINDS = frozenset({Kind.DRONE.value, Kind.MISSILE.value})
 OFFICIAL_CONFIDENCE = 0.9
@@ -304,13 +311,23 @@ class Grouper:
         self._by_region: dict[str, str] = {}
         self._posts: dict[PostKey, set[str]] = {}  # post → active incidents holding it
         self._index: NearDuplicateIndex[PostKey] = NearDuplicateIndex()
+        self._ended: dict[str, Incident] = {}  # region → its last closed incident
         self.now: datetime | None = None  # the latest post date seen
 
     # ------------------------------------------------------------------ state
 
     def restore(self, incidents: Iterable[Incident], texts: dict[PostKey, str]) -> None:
-        """Take back the active incidents persisted earlier (shingles from the posts' texts)."""
+        """Take back incidents persisted earlier (shingles from the posts' texts).
+
+        Active incidents come back in full; recently closed ones only as the region's last
+        incident, for follow-ups.
+        """
         for incident in incidents:
+            if incident.status is Status.CLOSED:
+                last = self._ended.get(incident.region)
+                if last is None or incident.last_report >= last.last_report:
+                    self._ended[incident.region] = incident
+                continue
             if incident.status is not Status.ACTIVE:
                 continue
             for member in incident.members.values():
@@ -352,6 +369,10 @@ class Grouper:
             del self._by_region[incident.region]
         for key in incident.members:
             self._untrack(incident.id, key)
+        if status is Status.CLOSED:
+            self._ended[incident.region] = incident
+        elif self._ended.get(incident.region) is incident:
+            del self._ended[incident.region]
         out.changed[incident.id] = incident
         out.events.append((incident.id, reason if status is Status.CLOSED else "retracted"))
 
@@ -392,11 +413,15 @@ class Grouper:
 
         targets: dict[str, Incident | None] = {}  # region → incident (None: a new one)
         via: dict[str, str] = {}
+        follow_up = role is Role.REPORT and any(e.rule == "follow_up" for e in detection.evidence)
         if role is not None:
             for region in watched:
                 kept = next((i for i in holding.values() if i.region == region), None)
                 targets[region] = kept or self._joinable(region, post.date)
                 via[region] = "region"
+                if targets[region] is None and follow_up:
+                    targets[region] = self._followed(region, post.date)
+                    via[region] = "follow_up"
         evidence: list[Evidence] = []
         if role is Role.REPORT and not detection.regions and self._may_copy(post, signature):
             for incident, match, score in self._near_duplicates(key, signature):
@@ -440,6 +465,15 @@ class Grouper:
             regions.append(region)
         out.regions = tuple(regions)
         return out
+
+    def _followed(self, region: str, date: datetime) -> Incident | None:
+        """Return the region's last closed incident if a follow-up of `date` sums it up."""
+        last = self._ended.get(region)
+        if last is None or last.status is not Status.CLOSED:
+            return None
+        if last.last_report <= date <= last.last_report + FOLLOW_UP_WINDOW:
+            return last
+        return None
 
     @staticmethod
     def _may_copy(post: Post, signature: Shingles | None) -> bool:

@@ -22,8 +22,17 @@ KIND_CATEGORIES = (
     "missile",
     "air_defense",
     "ad_action",
+    "target",
 )
-MATCHED_CATEGORIES = (*KIND_CATEGORIES, "all_clear", "all_clear_verb", "threat", "quiet")
+MATCHED_CATEGORIES = (
+    *KIND_CATEGORIES,
+    "all_clear",
+    "all_clear_verb",
+    "threat",
+    "quiet",
+    "national",
+    "retrospective",
+)
 MATCHED_PREFIXES = ("veto_post:", "veto_sentence:")
 # Categories checked against the words around a match.
 TOKEN_CATEGORIES = (

@@ -13,6 +13,7 @@ from bot.channels import DEFAULT_SETTINGS, ChannelBook, ChannelSettings
 from bot.context import ChannelContext, Report
 from bot.detect import Detector
 from bot.group import (
+    FOLLOW_UP_WINDOW,
     Grouper,
     GroupingSettings,
     Incident,
@@ -109,8 +110,9 @@ class Pipeline:
         self.context = self._new_context()
         active = await self.incidents.load_active()
         keys = {key for incident in active for key in incident.members}
-        self.grouper.restore(active, await self.posts.texts(keys))
         latest = await self.posts.latest_date()
+        ended = await self.incidents.ended_since(latest - FOLLOW_UP_WINDOW) if latest else []
+        self.grouper.restore([*ended, *active], await self.posts.texts(keys))
         if latest is not None:
             since = latest - self.grouping.context_window
             for channel_id, message_id, date, detection in await self.detections.since(since):

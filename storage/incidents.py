@@ -121,6 +121,12 @@ class IncidentRepo:
         """Return the active incidents with their members."""
         return await self._load("WHERE status = 'active'", ())
 
+    async def ended_since(self, since: datetime) -> list[Incident]:
+        """Return the closed incidents whose last report is at `since` or later."""
+        return await self._load(
+            "WHERE last_report >= ? AND status = 'closed'", (int(since.timestamp()),)
+        )
+
     async def holding(self, channel_id: int, message_id: int) -> list[Incident]:
         """Return every incident (active or not) that holds the post."""
         return await self._load(

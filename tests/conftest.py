@@ -14,6 +14,7 @@ from bot.gazetteer import Gazetteer
 DATA = Path(__file__).parent / "data"
 DEV = DATA / "corpus" / "dev"
 HOLDOUT = DATA / "holdout"
+FRESH = DATA / "fresh"
 POST_DATE = datetime(2025, 3, 4, 2, 30, tzinfo=UTC)
 
 

@@ -74,6 +74,22 @@ ALERTS = [
     ("Вибухи у Миколаєві", ["UA-48"], ["explosion"]),
     ("Взрывы в Великих Луках", ["RU-PSK"], ["explosion"]),
     ("Взрывы в Мирном", [], ["explosion"]),  # several towns are called Мирный: unresolved
+    ("Ціль на Харків", ["UA-63"], ["drone"]),
+    ("В Ростовской области взрывы, Белгородская трасса перекрыта", ["RU-ROS"], ["explosion"]),
+    ("Цель курсом на Курск", ["RU-KRS"], ["drone"]),
+    ("Міський голова: у Харкові влучання в Салтівському районі", ["UA-63"], ["explosion"]),
+    ("Над Белгородом сбиты 9 реактивных снарядов РСЗО", ["RU-BEL"], ["missile"]),
+    (
+        "Минобороны: над Воронежской областью уничтожены 9 БПЛА, над Белгородской — 5.",
+        ["RU-VOR", "RU-BEL"],
+        ["drone", "air_defense"],
+    ),
+    ("Громко! Это уже не салют 😨 Работает ПВО над Курском", ["RU-KRS"], ["air_defense"]),
+    (
+        "Курск атакуют беспилотники — жители слышат взрывы, многие приняли их за салют.",
+        ["RU-KRS"],
+        ["drone", "explosion"],
+    ),
 ]
 
 NOT_ALERTS = [
@@ -117,6 +133,14 @@ NOT_ALERTS = [
     "В Таганроге громко отметили день города",
     "Житель Таганрога собрал дрон своими руками",
     "В Краснодаре будут продавать квадрокоптеры в новом магазине",
+    "Цель визита в Белгород — переговоры",
+    "Цены на черешню в Курске взлетели ракетой",
+    "Взрыва в Брянске удалось избежать: газовики устранили утечку",
+    "Официально: взрывов в Липецке сегодня утром не было.",
+    "Громкий хлопок в Воронеже — у автобуса лопнуло колесо.",
+    "Сообщения о взрыве в Старом Осколе не соответствуют действительности.",
+    "Как действовать при атаке беспилотника в Белгороде: не подходите к окнам.",
+    "Ізраїль атакував Іран: вибухи в Тегерані, працює іранська ППО.",
 ]
 
 
@@ -231,3 +255,29 @@ def test_lower_case_names_are_regions_and_large_towns_only(detector: Detector) -
     # «окнам» is also a form of the village Окни (UA-51): not a place in lower case.
     detection = detector.detect("Взрывы, не подходите к окнам! Таганрог", POST_DATE)
     assert detection.regions == ("RU-ROS",)
+
+
+def test_a_nationwide_summary_takes_no_region(detector: Detector) -> None:
+    detection = detector.detect("Повітряні сили: за ніч запустили 85 ударних дронів, збито 52.")
+    assert "national_summary" in detection.rejected and not detection.alert
+
+
+def test_an_english_date_before_the_post_makes_it_past(detector: Detector) -> None:
+    date = datetime(2025, 5, 29, 10, tzinfo=UTC)
+    text = "Correction: the drone attack on Kursk was on May 26, not May 28."
+    assert detector.detect(text, date).rejected == ("past",)
+
+
+def test_all_clear_with_a_passing_threat(detector: Detector) -> None:
+    detection = detector.detect("Отбой. Угроза атаки БПЛА в Липецке миновала ✅")
+    assert detection.all_clear and not detection.alert
+
+
+def test_follow_up_evidence(detector: Detector) -> None:
+    follow_up = detector.detect("Ночью над Липецком сбиты 8 БПЛА, повреждена крыша склада.")
+    assert [e.text for e in follow_up.evidence if e.rule == "follow_up"] == ["Ночью"]
+    for text in (
+        "Ночью снова взрывы в Липецке!",  # nothing shot down or counted: a new report
+        "Ночью угроза атаки БПЛА, сбиты 2 беспилотника над Липецком",  # a warning
+    ):
+        assert not any(e.rule == "follow_up" for e in detector.detect(text).evidence)

@@ -212,3 +212,32 @@ def test_late_report_outside_the_wave_starts_its_own_incident(feed: Feed) -> Non
     _, first = feed.post(1, 600, "Взрывы в Краснодаре")
     _, old = feed.post(2, 0, "Взрывы в Краснодаре")  # ten hours older: another wave
     assert old.incidents != first.incidents
+
+
+def test_follow_up_joins_the_ended_incident(feed: Feed) -> None:
+    _, night = feed.post(1, 0, "Взрывы в Белгороде, работает ПВО")
+    _, clear = feed.post(2, 30, "Отбой угрозы в Белгороде")
+    incident = clear.changed[night.incidents[0]]
+    assert incident.status is Status.CLOSED
+    _, summary = feed.post(2, 300, "Ночью над Белгородом сбиты 5 беспилотников")
+    assert summary.incidents == night.incidents  # five hours later, the night's incident
+    assert incident.status is Status.CLOSED and incident.members[(2, 2)].via == "follow_up"
+    assert incident.counts == {"drone": 5}
+    _, new = feed.post(3, 320, "Взрывы в Белгороде")  # not a follow-up: a new wave
+    assert new.incidents != night.incidents
+
+
+def test_follow_up_too_late_starts_its_own(feed: Feed) -> None:
+    _, night = feed.post(1, 0, "Взрывы в Белгороде, работает ПВО")
+    _, late = feed.post(2, 60 * 10, "Ночью над Белгородом сбиты 5 беспилотников")
+    assert late.incidents != night.incidents
+
+
+def test_ended_incidents_come_back_for_follow_ups(feed: Feed, detector: Detector) -> None:
+    _, night = feed.post(1, 0, "Взрывы в Белгороде, работает ПВО")
+    closed = feed.grouper.close_quiet(START + timedelta(hours=3)).changed[night.incidents[0]]
+    restored = Feed(detector)
+    restored.grouper.restore([closed], {})
+    assert restored.grouper.active == {}
+    _, summary = restored.post(2, 240, "Ночью над Белгородом сбиты 5 беспилотников")
+    assert summary.incidents == night.incidents

@@ -21,6 +21,7 @@ CREATE TABLE incidents (
 
 CREATE INDEX incidents_active ON incidents (region) WHERE status = 'active';
 CREATE INDEX incidents_by_first_report ON incidents (first_report);
+CREATE INDEX incidents_by_last_report ON incidents (last_report);
 
 CREATE TABLE incident_posts (
     incident_id    TEXT    NOT NULL REFERENCES incidents ON DELETE CASCADE,
