@@ -4,11 +4,12 @@ Run by hand: `make bench` or `.venv/bin/python bench/group.py [--stream N] [--re
 
 For each history size (1,000 and 1,000,000 stored posts by default), a database file is
 filled with that many posts, their verdicts, and closed incidents holding a third of them.
-Then a live stream of posts (waves of reports from many channels over several regions,
-mixed with news) goes through `Pipeline.process` one post at a time, as the watcher will
-send them. Printed per post: the time in `Grouper.place` alone, and the time of the whole
-`process` call (store, detect, complete, group, persist). Flat numbers across history
-sizes show that grouping compares against active incidents only.
+Then a live stream of posts goes through `Pipeline.process` one post at a time, as the
+watcher will send them: every four hours an hour-long wave of reports from 40 channels over
+three towns, then news, so incidents open, grow and close. Printed per post: the time in
+`Grouper.place` alone, and the time of the whole `process` call (store, detect, complete,
+group, persist). Flat numbers across history sizes show that grouping compares against
+active incidents only.
 
 Last, the stream is written as Telegram Desktop exports and replayed into a fresh database
 file: the throughput of the whole pipeline, parsing included.
@@ -43,6 +44,9 @@ WATCH = ["RU-KDA", "RU-ROS", "RU-BEL", "RU-KRS", "RU-BRY"]
 HISTORY_START = datetime(2024, 1, 1, tzinfo=UTC)
 STREAM_START = datetime(2025, 3, 1, tzinfo=UTC)
 POSTS_PER_INCIDENT = 20
+POST_SPACING_SECONDS = 36
+CYCLE_POSTS = 400  # four hours of posts
+WAVE_POSTS = 100  # the first hour of each cycle is a wave
 INSERT_CHUNK = 50_000
 
 TOWNS = [
@@ -74,26 +78,27 @@ NEWS = [
 
 
 def stream(total: int, first_id: int) -> list[Post]:
-    """Return `total` posts: waves of reports in a few towns at a time, and news."""
+    """Return `total` posts: every four hours an hour-long wave over three towns, then news.
+
+    The waves end (three quiet hours close their incidents), so closing, follow-ups and
+    new incidents are all exercised, as on real nights.
+    """
     rng = random.Random(SEED)
     posts = []
     ids = [first_id] * CHANNELS
     wave: list[tuple[str, str]] = []
     for number in range(total):
-        if number % 400 == 0:  # a new night: a few towns under attack for about an hour
+        if number % CYCLE_POSTS == 0:
             wave = rng.sample(TOWNS, 3)
-        date = STREAM_START + timedelta(seconds=number * 9)
+        date = STREAM_START + timedelta(seconds=number * POST_SPACING_SECONDS)
         channel = rng.randrange(CHANNELS)
         ids[channel] += 1
-        in_wave = number % 400 < 400 * 0.6
+        in_wave = number % CYCLE_POSTS < WAVE_POSTS
         loc, nom = rng.choice(wave) if in_wave else rng.choice(TOWNS)
         template = rng.choice(REPORTS if in_wave and rng.random() < 0.7 else NEWS)
         text = template.format(loc=loc, nom=nom, n=rng.randint(2, 12))
-        posts.append(
-            Post(
-                1_500_000_000 + channel, ids[channel], date, text, channel_title=f"Канал {channel}"
-            )
-        )
+        title = f"Канал {channel}"
+        posts.append(Post(1_500_000_000 + channel, ids[channel], date, text, channel_title=title))
     return posts
 
 
@@ -131,7 +136,7 @@ def fill_history(path: Path, count: int) -> int:
                     )  # fmt: skip
                 members.append(
                     (incident, channel, message, date, "report", '["explosion"]', "{}",
-                     rng.choice(["original", "copy", "echo"]), "region", None, None, 1.0, 0)
+                     rng.choice(["original", "copy", "echo"]), "region", None, None, 1.0, 0, 0)
                 )  # fmt: skip
         connection.executemany("INSERT INTO posts VALUES (?,?,?,?,?,?,?,?,?,?)", posts)
         connection.executemany("INSERT INTO detections VALUES (?,?,?,?,?,?,?,?,?,?,?)", verdicts)
@@ -139,7 +144,7 @@ def fill_history(path: Path, count: int) -> int:
             "INSERT INTO incidents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", incidents
         )
         connection.executemany(
-            "INSERT INTO incident_posts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", members
+            "INSERT INTO incident_posts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", members
         )
         connection.commit()
     connection.close()

@@ -11,8 +11,9 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from bot.channels import ChannelSettings, parse_channels
+from bot.context import CONTEXT_WINDOW
 from bot.errors import ConfigError, RegionError
-from bot.group import CONTEXT_WINDOW, QUIET_GAP, GroupingSettings
+from bot.group import QUIET_GAP, GroupingSettings
 
 __all__ = ["Config", "Secret", "load_config"]
 

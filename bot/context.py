@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from bot.models import Detection, Evidence, Post
 from bot.text import fold
 
-__all__ = ["ChannelContext", "Report"]
+__all__ = ["CONTEXT_WINDOW", "VOIDS_NOTHING", "ChannelContext", "Report"]
 
 CONTEXT_WINDOW = timedelta(minutes=10)
 REPORTS_PER_CHANNEL = 8
@@ -31,7 +31,7 @@ MAX_CHANNELS = 5000
 TERSE_MAX_WORDS = 8  # a place-only post longer than this is news, not half of a report
 _WORD_RE = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*")
 BORROWED_SCORE = 0.5
-VOIDS_NOTHING = frozenset({"no_region"})
+VOIDS_NOTHING = frozenset({"no_region"})  # a rejection that still leaves a report
 
 
 @dataclass(frozen=True, slots=True)

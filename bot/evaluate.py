@@ -19,6 +19,7 @@ from typing import Any, TextIO, TypeVar
 from bot.channels import ChannelSettings
 from bot.errors import ExportError
 from bot.group import GroupingSettings
+from bot.models import PostKey
 from bot.pipeline import Outcome
 from bot.replay import replay
 
@@ -33,7 +34,6 @@ __all__ = [
     "write_report",
 ]
 
-PostKey = tuple[int, int]
 Item = TypeVar("Item", bound=Hashable)
 
 

@@ -1,75 +1,67 @@
 """Incident grouping: the reports of one attack wave in one region become one incident.
 
 A report joins the active incident of each watched region it names; a report that names
-no place joins the incidents holding a near-duplicate of it (a forward or a copy, see
-bot/similarity.py). A region has at most one active incident at a time. An incident
-closes after `quiet_gap` without reports (time is the posts' own dates, so replay and
-live agree) or when all-clears have ended every threat kind it has (drones, missiles;
+no place joins the incidents holding a near-duplicate of it (a forward, or a copy that says
+enough; see bot/similarity.py). A region has at most one active incident at a time. An
+incident closes after `quiet_gap` without reports (time is the posts' own dates, so replay
+and live agree) or when all-clears have ended every threat kind it has (drones, missiles;
 any all-clear ends an incident with neither). A later report starts a new incident, except
 a follow-up that sums the attack up (evidence "follow_up": «ночью над Липецком сбиты 8
-БПЛА», «по предварительным данным…»): within `FOLLOW_UP_WINDOW` of the region's last
-incident it joins that one, which stays closed.
+БПЛА»): within `FOLLOW_UP_WINDOW` of the wave's last report it joins the region's last
+incident, which stays closed. A report older than `quiet_gap` before the newest post seen
+(catch-up after downtime) starts an incident that is closed at once.
 
-Each incident keeps its posts (members) and derives the rest from them: kinds, largest
-counts, channels, independent channels, confidence and official confirmation. A forward
-or copy of another channel's post in the incident is not independent; a report within
-`echo_window` of another channel's counts half. Confidence is a noisy-or over channels:
-a channel of trust w adds 1 - 0.5**w (0.5 at the default trust of 1), half that for an
-echo, nothing for a copy; an official report adds 0.9.
+A forward or copy of another channel's earlier post in the incident is not independent; a
+report within `echo_window` of another channel's is an echo (see bot/incident.py for what
+that weighs). An edit places its post again: a post that no longer reports leaves its
+incidents, and an incident left with no reports is retracted.
 
-An edit re-places its post: a post that no longer reports leaves its incidents, and an
-incident left with no reports is retracted. Ids are stable: the region, the first report's
-date and a short hash of that post.
+Ids are stable: the region, the date of the post that started the incident, and a short
+hash of that post (and of its edit, when an edit started it).
 
-Pure: no I/O, no clock. The caller persists what `place` reports as changed.
+Pure: no I/O, no clock. The caller persists what `place` reports as changed, and hands in
+closed incidents an edited post belongs to.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from itertools import islice
 
 from bot.channels import DEFAULT_SETTINGS, ChannelSettings
-from bot.context import CONTEXT_WINDOW
+from bot.context import CONTEXT_WINDOW, VOIDS_NOTHING
 from bot.counts import largest_counts
-from bot.detect import KIND_ORDER
-from bot.models import Detection, Evidence, Kind, Post
+from bot.incident import Incident, Independence, Member, Role, Status, Via
+from bot.models import Detection, Evidence, Post, PostKey
 from bot.similarity import NearDuplicateIndex, Shingles, shingles
 
 __all__ = [
-    "CONTEXT_WINDOW",
     "FOLLOW_UP_WINDOW",
     "QUIET_GAP",
     "Grouper",
     "GroupingSettings",
-    "Incident",
-    "Independence",
-    "Member",
     "Placement",
-    "Role",
-    "Status",
     "incident_id",
+    "role_of",
 ]
 
 QUIET_GAP = timedelta(hours=3)
 # A follow-up («ночью над городом сбиты 8 БПЛА», posted in the morning) joins the region's
-# last incident when that one ended no longer ago than this, even after its all-clear.
+# last incident when its wave ended no longer ago than this, even after an all-clear.
 FOLLOW_UP_WINDOW = timedelta(hours=6)
 ECHO_WINDOW = timedelta(seconds=60)
-THREAT_KINDS = frozenset({Kind.DRONE.value, Kind.MISSILE.value})
-OFFICIAL_CONFIDENCE = 0.9
-ECHO_SHARE = 0.5
 ECHO_LOOKBACK = 20  # the latest members checked for an echo
 # A regionless post joins an incident through a near-duplicate only when it says enough to
 # be a copy: «Работает ПВО!» matches every wave's «Работает ПВО!». Forwards always may.
 NEAR_DUPLICATE_MIN_SHINGLES = 24  # about 28 characters of words
-VOIDS_NOTHING = frozenset({"no_region"})
-
-PostKey = tuple[int, int]
+# Reports of an incident kept in the near-duplicate index, the latest ones: copies follow
+# their original within minutes, and memory stays bounded however long a wave lasts.
+INDEXED_PER_INCIDENT = 300
+KNOWN_CLOSED = 1000  # closed incidents kept in memory, so each has one object
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,188 +70,6 @@ class GroupingSettings:
 
     quiet_gap: timedelta = QUIET_GAP
     context_window: timedelta = CONTEXT_WINDOW
-
-
-class Status(StrEnum):
-    """Where an incident stands."""
-
-    ACTIVE = "active"
-    CLOSED = "closed"
-    RETRACTED = "retracted"
-
-
-class Role(StrEnum):
-    """What a member post does for its incident."""
-
-    REPORT = "report"
-    ALL_CLEAR = "all_clear"
-
-
-class Independence(StrEnum):
-    """How much a report adds to what its incident already had."""
-
-    ORIGINAL = "original"
-    ECHO = "echo"  # another channel reported it seconds before
-    COPY = "copy"  # a near-duplicate of another channel's post in the incident
-    FORWARD = "forward"
-
-
-@dataclass(slots=True)
-class Member:
-    """One post of an incident."""
-
-    channel_id: int
-    post_id: int
-    date: datetime
-    role: Role
-    kinds: tuple[str, ...]
-    counts: dict[str, int]
-    independence: Independence
-    via: str  # "first", "region" or "near_duplicate"
-    trust: float = 1.0
-    official: bool = False
-    similar_to: PostKey | None = None
-    similarity: float | None = None
-    shingles: Shingles | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def key(self) -> PostKey:
-        """Return (channel_id, post id)."""
-        return (self.channel_id, self.post_id)
-
-    @property
-    def weight(self) -> float:
-        """Return what this post adds to its incident's confidence."""
-        if self.role is not Role.REPORT:
-            return 0.0
-        share = {Independence.ORIGINAL: 1.0, Independence.ECHO: ECHO_SHARE}.get(
-            self.independence, 0.0
-        )
-        weight: float = share * (1 - 0.5**self.trust)
-        return max(weight, OFFICIAL_CONFIDENCE) if self.official else weight
-
-
-@dataclass(slots=True)
-class _Stats:
-    """An incident's aggregates, kept up to date as reports join (O(1) a report)."""
-
-    reports: int = 0
-    kinds: set[str] = field(default_factory=set)
-    counts: dict[str, int] = field(default_factory=dict)
-    channels: dict[int, int] = field(default_factory=dict)  # channel → reports
-    originals: dict[int, int] = field(default_factory=dict)  # channel → original reports
-    best: dict[int, float] = field(default_factory=dict)  # channel → best weight
-    official: bool = False
-
-    def add(self, member: Member) -> None:
-        if member.role is not Role.REPORT:
-            return
-        channel = member.channel_id
-        self.reports += 1
-        self.kinds.update(member.kinds)
-        for kind, value in member.counts.items():
-            self.counts[kind] = max(self.counts.get(kind, 0), value)
-        self.channels[channel] = self.channels.get(channel, 0) + 1
-        if member.independence is Independence.ORIGINAL:
-            self.originals[channel] = self.originals.get(channel, 0) + 1
-        self.best[channel] = max(self.best.get(channel, 0.0), member.weight)
-        self.official = self.official or member.official
-
-
-@dataclass(slots=True)
-class Incident:
-    """One attack wave in one region, and the posts that report it.
-
-    Change members through `add` and `discard`, which keep the aggregates current.
-    """
-
-    id: str
-    region: str
-    first_report: datetime
-    last_report: datetime
-    status: Status = Status.ACTIVE
-    closed_reason: str | None = None
-    members: dict[PostKey, Member] = field(default_factory=dict)
-    cleared: set[str] = field(default_factory=set)  # threat kinds all-clears have ended
-    _stats: _Stats | None = field(default=None, repr=False, compare=False)
-
-    def add(self, member: Member) -> None:
-        """Add a member, or replace the one with the same post."""
-        replaced = self.members.get(member.key)
-        self.members[member.key] = member
-        if replaced is not None:
-            self._stats = None  # rebuilt on next use: edits are rare
-            if replaced.role is Role.REPORT:
-                self._redate()
-        elif self._stats is not None:
-            self._stats.add(member)
-        if member.role is Role.REPORT and replaced is None:
-            self.first_report = min(self.first_report, member.date)
-            self.last_report = max(self.last_report, member.date)
-
-    def discard(self, key: PostKey) -> Member | None:
-        """Remove a post's member; return it, or None when the post was not a member."""
-        member = self.members.pop(key, None)
-        if member is not None:
-            self._stats = None
-            self._redate()
-        return member
-
-    @property
-    def stats(self) -> _Stats:
-        """Return the aggregates, rebuilding them after a change that needs it."""
-        if self._stats is None:
-            self._stats = _Stats()
-            for member in self.members.values():
-                self._stats.add(member)
-        return self._stats
-
-    @property
-    def reports(self) -> list[Member]:
-        """Return the members that report the event, oldest first."""
-        return sorted(
-            (m for m in self.members.values() if m.role is Role.REPORT),
-            key=lambda m: (m.date, m.channel_id, m.post_id),
-        )
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """Return every kind reported, in the usual order."""
-        found = self.stats.kinds
-        return tuple(k.value for k in KIND_ORDER if k.value in found)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """Return the largest count reported for each kind."""
-        return dict(self.stats.counts)
-
-    @property
-    def channels(self) -> int:
-        """Return how many channels reported it."""
-        return len(self.stats.channels)
-
-    @property
-    def independent(self) -> int:
-        """Return how many channels reported it on their own (not a forward, copy or echo)."""
-        return len(self.stats.originals)
-
-    @property
-    def official(self) -> bool:
-        """Return True when an official channel reported it."""
-        return self.stats.official
-
-    @property
-    def confidence(self) -> float:
-        """Return the noisy-or of the channels' best weights, 0..1."""
-        doubt = 1.0
-        for weight in self.stats.best.values():
-            doubt *= 1 - weight
-        return round(1 - doubt, 3)
-
-    def _redate(self) -> None:
-        dates = [m.date for m in self.members.values() if m.role is Role.REPORT]
-        if dates:
-            self.first_report, self.last_report = min(dates), max(dates)
 
 
 @dataclass(slots=True)
@@ -274,19 +84,13 @@ class Placement:
     removed: list[tuple[str, PostKey]] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)  # (incident, what happened)
 
-    def merge(self, other: Placement) -> None:
-        """Add another placement's changes to these (not its incidents)."""
-        self.changed.update(other.changed)
-        self.saved += other.saved
-        self.removed += other.removed
-        self.events += other.events
-
 
 def incident_id(region: str, post: Post) -> str:
     """Return the stable id of the incident a post starts in a region."""
-    digest = hashlib.blake2b(
-        f"{post.channel_id}/{post.id}/{region}".encode(), digest_size=3
-    ).hexdigest()
+    seed = f"{post.channel_id}/{post.id}/{region}"
+    if post.edit_date is not None:
+        seed += f"/{post.edit_date.timestamp():.0f}"
+    digest = hashlib.blake2b(seed.encode(), digest_size=3).hexdigest()
     return f"{region}-{post.date:%Y%m%d-%H%M}-{digest}"
 
 
@@ -300,7 +104,7 @@ def role_of(detection: Detection) -> Role | None:
 
 
 class Grouper:
-    """Group reports into incidents; holds the active incidents only."""
+    """Group reports into incidents; holds the active incidents and a few closed ones."""
 
     def __init__(
         self, quiet_gap: timedelta = QUIET_GAP, echo_window: timedelta = ECHO_WINDOW
@@ -308,49 +112,78 @@ class Grouper:
         self.quiet_gap = quiet_gap
         self.echo_window = echo_window
         self.active: dict[str, Incident] = {}
+        self.now: datetime | None = None  # the newest post date seen: "now" for grouping
         self._by_region: dict[str, str] = {}
         self._posts: dict[PostKey, set[str]] = {}  # post → active incidents holding it
         self._index: NearDuplicateIndex[PostKey] = NearDuplicateIndex()
+        self._indexed: dict[str, deque[PostKey]] = {}  # incident → its posts in the index
         self._ended: dict[str, Incident] = {}  # region → its last closed incident
-        self.now: datetime | None = None  # the latest post date seen
+        self._closed: OrderedDict[str, Incident] = OrderedDict()  # id → closed incident
 
     # ------------------------------------------------------------------ state
 
     def restore(self, incidents: Iterable[Incident], texts: dict[PostKey, str]) -> None:
         """Take back incidents persisted earlier (shingles from the posts' texts).
 
-        Active incidents come back in full; recently closed ones only as the region's last
-        incident, for follow-ups.
+        Active incidents come back in full; closed ones as the region's last incident, for
+        follow-ups.
         """
         for incident in incidents:
             if incident.status is Status.CLOSED:
-                last = self._ended.get(incident.region)
-                if last is None or incident.last_report >= last.last_report:
-                    self._ended[incident.region] = incident
+                self._remember_closed(incident)
                 continue
             if incident.status is not Status.ACTIVE:
                 continue
-            for member in incident.members.values():
-                if member.shingles is None and member.key in texts:
-                    member.shingles = shingles(texts[member.key])
             self._activate(incident)
+            for member in incident.reports[-INDEXED_PER_INCIDENT:]:
+                if member.key in texts:
+                    self._index_post(incident.id, member.key, shingles(texts[member.key]))
             if self.now is None or incident.last_report > self.now:
                 self.now = incident.last_report
+
+    def adopt(self, incident: Incident) -> Incident:
+        """Return the object held for this incident's id, holding the given one if none.
+
+        The caller loads closed incidents from the database for edits; one object per id
+        keeps memory and the database from drifting apart.
+        """
+        held = self.active.get(incident.id) or self._closed.get(incident.id)
+        if held is not None:
+            return held
+        if incident.status is not Status.ACTIVE:
+            self._remember_closed(incident)
+        return incident
 
     def holds(self, key: PostKey) -> bool:
         """Return True when the post is a member of an active incident."""
         return key in self._posts
 
+    def _remember_closed(self, incident: Incident) -> None:
+        self._closed[incident.id] = incident
+        self._closed.move_to_end(incident.id)
+        while len(self._closed) > KNOWN_CLOSED:
+            self._closed.popitem(last=False)
+        if incident.status is not Status.CLOSED:
+            return
+        last = self._ended.get(incident.region)
+        if last is None or incident.last_live_report >= last.last_live_report:
+            self._ended[incident.region] = incident
+
     def _activate(self, incident: Incident) -> None:
         self.active[incident.id] = incident
         self._by_region[incident.region] = incident.id
         for member in incident.members.values():
-            self._track(incident.id, member)
+            self._posts.setdefault(member.key, set()).add(incident.id)
 
-    def _track(self, incident: str, member: Member) -> None:
-        self._posts.setdefault(member.key, set()).add(incident)
-        if member.role is Role.REPORT and member.shingles is not None:
-            self._index.add(member.key, member.shingles)
+    def _index_post(self, incident: str, key: PostKey, signature: Shingles) -> None:
+        """Index a report for near-duplicates, keeping each incident's latest few only."""
+        if not signature.hashes:
+            return
+        self._index.add(key, signature)
+        indexed = self._indexed.setdefault(incident, deque())
+        indexed.append(key)
+        if len(indexed) > INDEXED_PER_INCIDENT:
+            self._index.remove(indexed.popleft())
 
     def _untrack(self, incident: str, key: PostKey) -> None:
         holders = self._posts.get(key)
@@ -364,17 +197,18 @@ class Grouper:
     def _deactivate(self, incident: Incident, status: Status, reason: str, out: Placement) -> None:
         incident.status = status
         incident.closed_reason = reason
-        self.active.pop(incident.id, None)
-        if self._by_region.get(incident.region) == incident.id:
-            del self._by_region[incident.region]
-        for key in incident.members:
-            self._untrack(incident.id, key)
-        if status is Status.CLOSED:
-            self._ended[incident.region] = incident
-        elif self._ended.get(incident.region) is incident:
+        if self.active.pop(incident.id, None) is not None:
+            if self._by_region.get(incident.region) == incident.id:
+                del self._by_region[incident.region]
+            for key in incident.members:
+                self._untrack(incident.id, key)
+            for key in self._indexed.pop(incident.id, ()):
+                self._index.remove(key)
+        if self._ended.get(incident.region) is incident:
             del self._ended[incident.region]
+        self._remember_closed(incident)
         out.changed[incident.id] = incident
-        out.events.append((incident.id, reason if status is Status.CLOSED else "retracted"))
+        out.events.append((incident.id, "retracted" if status is Status.RETRACTED else "closed"))
 
     # ------------------------------------------------------------------ time
 
@@ -407,38 +241,12 @@ class Grouper:
         out = self.close_quiet(post.date)
         key = (post.channel_id, post.id)
         holding = {i: self.active[i] for i in self._posts.get(key, ())}
-        holding.update({incident.id: incident for incident in earlier})
+        for loaded in earlier:
+            incident = self.adopt(loaded)
+            holding[incident.id] = incident
         role = role_of(detection)
         signature = shingles(post.text) if role is Role.REPORT else None
-
-        targets: dict[str, Incident | None] = {}  # region → incident (None: a new one)
-        via: dict[str, str] = {}
-        follow_up = role is Role.REPORT and any(e.rule == "follow_up" for e in detection.evidence)
-        if role is not None:
-            for region in watched:
-                kept = next((i for i in holding.values() if i.region == region), None)
-                targets[region] = kept or self._joinable(region, post.date)
-                via[region] = "region"
-                if targets[region] is None and follow_up:
-                    targets[region] = self._followed(region, post.date)
-                    via[region] = "follow_up"
-        evidence: list[Evidence] = []
-        if role is Role.REPORT and not detection.regions and self._may_copy(post, signature):
-            for incident, match, score in self._near_duplicates(key, signature):
-                if incident.region in targets:
-                    continue
-                targets[incident.region] = incident
-                via[incident.region] = "near_duplicate"
-                evidence.append(
-                    Evidence(
-                        rule="near_duplicate",
-                        text=f"{match[0]}/{match[1]} ({score:.2f})",
-                        start=0,
-                        end=0,
-                        region=incident.region,
-                    )
-                )
-        out.evidence = tuple(evidence)
+        targets, via = self._targets(post, detection, watched, role, holding, signature, out)
 
         for incident in holding.values():
             if targets.get(incident.region) is not incident:
@@ -452,35 +260,89 @@ class Grouper:
             if role is Role.ALL_CLEAR:
                 if target is not None and target.status is Status.ACTIVE:
                     self._clear(target, post, detection, channel, out)
+                elif target is not None:
+                    self._leave(target, key, out)  # a closed incident's report, now an all-clear
                 continue
             if target is None:
-                target = Incident(incident_id(region, post), region, post.date, post.date)
-                self._activate(target)
-                out.events.append((target.id, "created"))
+                target = self._start(region, post, out)
             member = self._member(target, post, detection.kinds, counts, channel, via[region])
-            member.shingles = signature
-            self._judge(target, member, post, signature)
-            self._join(target, member, out)
+            self._judge(target, member, signature)
+            self._join(target, member, out, signature)
+            if target.status is Status.ACTIVE and post.date + self.quiet_gap <= (
+                self.now or post.date
+            ):
+                self._deactivate(target, Status.CLOSED, "quiet", out)  # a late report
             out.incidents.append(target.id)
             regions.append(region)
         out.regions = tuple(regions)
         return out
 
-    def _followed(self, region: str, date: datetime) -> Incident | None:
-        """Return the region's last closed incident if a follow-up of `date` sums it up."""
-        last = self._ended.get(region)
-        if last is None or last.status is not Status.CLOSED:
-            return None
-        if last.last_report <= date <= last.last_report + FOLLOW_UP_WINDOW:
-            return last
-        return None
+    def _targets(
+        self,
+        post: Post,
+        detection: Detection,
+        watched: Sequence[str],
+        role: Role | None,
+        holding: dict[str, Incident],
+        signature: Shingles | None,
+        out: Placement,
+    ) -> tuple[dict[str, Incident | None], dict[str, Via]]:
+        """Return the incident a post belongs to in each region (None: a new one)."""
+        targets: dict[str, Incident | None] = {}
+        via: dict[str, Via] = {}
+        if role is None:
+            return targets, via
+        key = (post.channel_id, post.id)
+        follow_up = role is Role.REPORT and any(e.rule == "follow_up" for e in detection.evidence)
+        for region in watched:
+            kept = next((i for i in holding.values() if i.region == region), None)
+            if kept is not None:
+                targets[region], via[region] = kept, Via.REGION
+            elif (joinable := self._joinable(region, post.date)) is not None:
+                targets[region], via[region] = joinable, Via.REGION
+            elif follow_up and (ended := self._followed(region, post.date)) is not None:
+                targets[region], via[region] = ended, Via.FOLLOW_UP
+            else:
+                targets[region], via[region] = None, Via.REGION
+        if role is not Role.REPORT or detection.regions:
+            return targets, via
+        for incident in holding.values():  # an edited copy keeps the incident it copied
+            member = incident.members.get(key)
+            if member is not None and member.via is Via.NEAR_DUPLICATE:
+                targets[incident.region], via[incident.region] = incident, Via.NEAR_DUPLICATE
+        if not self._may_copy(post, signature):
+            return targets, via
+        evidence = []
+        for incident, match, score in self._near_duplicates(key, signature):
+            if incident.region in targets:
+                continue
+            targets[incident.region], via[incident.region] = incident, Via.NEAR_DUPLICATE
+            evidence.append(
+                Evidence(
+                    rule="near_duplicate",
+                    text=f"{match[0]}/{match[1]} ({score:.2f})",
+                    start=0,
+                    end=0,
+                    region=incident.region,
+                )
+            )
+        out.evidence = tuple(evidence)
+        return targets, via
 
-    @staticmethod
-    def _may_copy(post: Post, signature: Shingles | None) -> bool:
-        """Return True when a regionless post says enough to be placed by what it copies."""
-        if signature is None:
-            return False
-        return bool(post.forwarded_from) or len(signature.hashes) >= NEAR_DUPLICATE_MIN_SHINGLES
+    def _start(self, region: str, post: Post, out: Placement) -> Incident:
+        """Start an incident in a region with this post (an unused id, even after edits)."""
+        base = incident_id(region, post)
+        new_id, suffix = base, 1
+        while new_id in self.active or new_id in self._closed:
+            suffix += 1
+            new_id = f"{base}-{suffix}"
+        incident = Incident(new_id, region, post.date, post.date)
+        if region in self._by_region:  # a late report beside the region's live incident
+            self.active[incident.id] = incident
+        else:
+            self._activate(incident)
+        out.events.append((incident.id, "created"))
+        return incident
 
     def _joinable(self, region: str, date: datetime) -> Incident | None:
         """Return the region's active incident if a report of `date` belongs to it."""
@@ -492,6 +354,23 @@ class Grouper:
         if incident.first_report - gap <= date <= incident.last_report + gap:
             return incident
         return None
+
+    def _followed(self, region: str, date: datetime) -> Incident | None:
+        """Return the region's last closed incident if a follow-up of `date` sums it up."""
+        last = self._ended.get(region)
+        if last is None or last.status is not Status.CLOSED:
+            return None
+        wave_end = last.last_live_report
+        if wave_end <= date <= wave_end + FOLLOW_UP_WINDOW:
+            return last
+        return None
+
+    @staticmethod
+    def _may_copy(post: Post, signature: Shingles | None) -> bool:
+        """Return True when a regionless post says enough to be placed by what it copies."""
+        if signature is None:
+            return False
+        return bool(post.forwarded_from) or len(signature.hashes) >= NEAR_DUPLICATE_MIN_SHINGLES
 
     def _near_duplicates(
         self, key: PostKey, signature: Shingles | None
@@ -517,7 +396,7 @@ class Grouper:
         kinds: tuple[str, ...],
         counts: dict[str, int],
         channel: ChannelSettings,
-        via: str,
+        via: Via,
     ) -> Member:
         """Return the post's member record for the incident (an edit keeps how it joined)."""
         existing = incident.members.get((post.channel_id, post.id))
@@ -530,7 +409,6 @@ class Grouper:
                 trust=channel.trust,
                 official=channel.official,
             )
-        first = incident.stats.reports == 0
         return Member(
             post.channel_id,
             post.id,
@@ -538,54 +416,68 @@ class Grouper:
             Role.REPORT,
             kinds,
             counts,
-            Independence.ORIGINAL,
-            "first" if first else via,
-            channel.trust,
-            channel.official,
+            via=Via.FIRST if incident.stats.reports == 0 else via,
+            trust=channel.trust,
+            official=channel.official,
+            forwarded=bool(post.forwarded_from),
         )
 
     def _judge(
-        self, incident: Incident, member: Member, post: Post, signature: Shingles | None
+        self,
+        incident: Incident,
+        member: Member,
+        signature: Shingles | None,
+        others_before: bool | None = None,
     ) -> None:
-        """Say whether a new member is a forward, a copy, an echo or an original report.
+        """Say whether a report is a forward, a copy, an echo or an original.
 
-        Only another channel's report in the incident makes a post less than original.
+        Only another channel's earlier report in the incident makes a post less than
+        original: the first report of an incident is original whatever it is.
+        `others_before` says whether another channel reported earlier; by default, whether
+        any other channel reported at all (reports mostly come in order).
         """
-        if member.key in incident.members or member.via == "first":
+        member.independence = Independence.ORIGINAL
+        member.similar_to = member.similarity = None
+        if others_before is None:
+            others_before = any(c != member.channel_id for c in incident.stats.channels)
+        if not others_before:
             return
-        channels = incident.stats.channels
-        if not channels or set(channels) == {post.channel_id}:
-            return
-        if post.forwarded_from:
+        if member.forwarded:
             member.independence = Independence.FORWARD
             return
-        if signature is not None:
-            best: tuple[float, PostKey] | None = None
-            for match in self._index.candidates(signature):
-                other = incident.members.get(match)
-                if other is None or other.role is not Role.REPORT or match[0] == post.channel_id:
-                    continue
-                score = self._index.similarity(match, signature)
-                if score >= self._index.threshold and (best is None or score > best[0]):
-                    best = (score, match)
-            if best is not None:
-                member.independence = Independence.COPY
-                member.similar_to, member.similarity = best[1], round(best[0], 3)
-                return
-        for other in islice(reversed(incident.members.values()), ECHO_LOOKBACK):
-            if (
-                other.channel_id != post.channel_id
-                and other.role is Role.REPORT
-                and timedelta(0) <= post.date - other.date <= self.echo_window
-            ):
-                member.independence = Independence.ECHO
-                return
 
-    def _join(self, incident: Incident, member: Member, out: Placement) -> None:
+        def earlier(key: PostKey) -> bool:
+            other = incident.members.get(key)
+            return (
+                other is not None
+                and other.role is Role.REPORT
+                and other.channel_id != member.channel_id
+                and other.date <= member.date
+                and key != member.key
+            )
+
+        if signature is not None:
+            candidates = [key for key in self._index.candidates(signature) if earlier(key)]
+            copied = self._index.matches(signature, candidates)
+            if copied:
+                member.independence = Independence.COPY
+                member.similar_to, member.similarity = copied[0][0], round(copied[0][1], 3)
+                return
+        recent = islice(reversed(incident.members.values()), ECHO_LOOKBACK)
+        if any(
+            earlier(other.key) and member.date - other.date <= self.echo_window for other in recent
+        ):
+            member.independence = Independence.ECHO
+
+    def _join(
+        self, incident: Incident, member: Member, out: Placement, signature: Shingles | None
+    ) -> None:
         is_new = member.key not in incident.members
         incident.add(member)
         if incident.status is Status.ACTIVE:
-            self._track(incident.id, member)
+            self._posts.setdefault(member.key, set()).add(incident.id)
+            if signature is not None:
+                self._index_post(incident.id, member.key, signature)
         out.changed[incident.id] = incident
         out.saved.append((incident.id, member))
         out.events.append((incident.id, "joined" if is_new else "updated"))
@@ -597,8 +489,23 @@ class Grouper:
         out.changed[incident.id] = incident
         out.removed.append((incident.id, key))
         out.events.append((incident.id, "left"))
-        if incident.stats.reports == 0 and incident.status is not Status.RETRACTED:
-            self._deactivate(incident, Status.RETRACTED, "retracted", out)
+        if incident.stats.reports == 0:
+            if incident.status is not Status.RETRACTED:
+                self._deactivate(incident, Status.RETRACTED, "retracted", out)
+            return
+        self._rejudge(incident, out)
+
+    def _rejudge(self, incident: Incident, out: Placement) -> None:
+        """Judge the remaining reports again after one left (a copy may now be original)."""
+        channels: set[int] = set()
+        for member in incident.reports:
+            before = (member.independence, member.similar_to)
+            others_before = bool(channels - {member.channel_id})
+            self._judge(incident, member, self._index.get(member.key), others_before)
+            channels.add(member.channel_id)
+            if (member.independence, member.similar_to) != before:
+                out.saved.append((incident.id, member))
+        incident.changed()
 
     def _clear(
         self,
@@ -616,17 +523,15 @@ class Grouper:
             Role.ALL_CLEAR,
             detection.kinds,
             {},
-            Independence.ORIGINAL,
-            "region",
-            channel.trust,
-            channel.official,
+            trust=channel.trust,
+            official=channel.official,
         )
         incident.add(member)
-        self._track(incident.id, member)
+        self._posts.setdefault(member.key, set()).add(incident.id)
         out.changed[incident.id] = incident
         out.saved.append((incident.id, member))
-        ended = set(detection.kinds) & THREAT_KINDS or set(THREAT_KINDS)
-        incident.cleared |= ended
         out.events.append((incident.id, "all_clear"))
-        if set(incident.kinds) & THREAT_KINDS <= incident.cleared:
+        if incident.stats.reports == 0:  # its only report was edited into this all-clear
+            self._deactivate(incident, Status.RETRACTED, "retracted", out)
+        elif incident.ended_by_all_clear:
             self._deactivate(incident, Status.CLOSED, "all_clear", out)

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-__all__ = ["Detection", "Evidence", "Kind", "Post"]
+__all__ = ["Detection", "Evidence", "Kind", "Post", "PostKey"]
+
+PostKey = tuple[int, int]  # (channel_id, message id): a post's identity
 
 
 class Kind(StrEnum):

@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.channels import DEFAULT_SETTINGS, ChannelBook, ChannelSettings
 from bot.context import ChannelContext, Report
 from bot.detect import Detector
-from bot.group import (
-    FOLLOW_UP_WINDOW,
-    Grouper,
-    GroupingSettings,
-    Incident,
-    Member,
-    Placement,
-    Role,
-    Status,
-    role_of,
-)
-from bot.models import Detection, Post
+from bot.group import FOLLOW_UP_WINDOW, Grouper, GroupingSettings, Placement, role_of
+from bot.incident import Incident, Member, Role, Status
+from bot.models import Detection, Post, PostKey
 from storage.detections import DetectionRepo
 from storage.incidents import IncidentRepo
 from storage.posts import PostChange, PostRepo
@@ -31,8 +21,6 @@ from storage.posts import PostChange, PostRepo
 __all__ = ["Outcome", "Pipeline"]
 
 log = logging.getLogger(__name__)
-
-PostKey = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,33 +87,31 @@ class Pipeline:
         self.grouper = Grouper(self.grouping.quiet_gap)
         self.context = self._new_context()
         self._settings: dict[tuple[int, str | None], ChannelSettings] = {}
+        self._stale = False  # memory may differ from the database: reload before the next batch
 
     def _new_context(self) -> ChannelContext:
         continuation = self.detector.lexicon.token_sets["continuation"]
         return ChannelContext(continuation, self.grouping.context_window)
 
     async def restore(self) -> None:
-        """Load the active incidents and the channels' latest reports from the database."""
-        self.grouper = Grouper(self.grouping.quiet_gap)
-        self.context = self._new_context()
+        """Load the active incidents and the channels' latest reports from the database.
+
+        The new state replaces the old one only once it is fully loaded.
+        """
+        grouper = Grouper(self.grouping.quiet_gap)
+        context = self._new_context()
         active = await self.incidents.load_active()
         keys = {key for incident in active for key in incident.members}
         latest = await self.posts.latest_date()
         ended = await self.incidents.ended_since(latest - FOLLOW_UP_WINDOW) if latest else []
-        self.grouper.restore([*ended, *active], await self.posts.texts(keys))
+        grouper.restore([*ended, *active], await self.posts.texts(keys))
         if latest is not None:
             since = latest - self.grouping.context_window
             for channel_id, message_id, date, detection in await self.detections.since(since):
-                self.context.remember(
-                    Report(
-                        channel_id,
-                        message_id,
-                        date,
-                        detection.kinds,
-                        detection.regions,
-                        detection.all_clear,
-                    )
-                )
+                if role_of(detection) is not None:  # what live processing remembers too
+                    context.remember(Report.of(Post(channel_id, message_id, date, ""), detection))
+        self.grouper, self.context = grouper, context
+        self._stale = False
         log.info("restored %d active incident(s)", len(active))
 
     async def process(self, post: Post) -> Outcome | None:
@@ -140,24 +126,34 @@ class Pipeline:
         Live posts come one at a time, replayed ones in batches; both take this path. A
         post already processed with the same text gives None, or with `report_repeats` its
         stored outcome (replay into an existing database). The posts, their verdicts and
-        the incidents they change are stored together or not at all; if storing fails,
-        the in-memory state is reloaded from the database.
+        the incidents they change are stored together or not at all; when a batch fails
+        or is cancelled, the in-memory state is reloaded from the database before the next.
         """
+        if self._stale:
+            await self.restore()
+        done = False
         try:
-            return await self._process_many(posts, report_repeats)
-        except BaseException:
-            with suppress(Exception):
-                await self.restore()
-            raise
+            outcomes = await self._process_many(posts, report_repeats)
+            done = True
+            return outcomes
+        finally:
+            self._stale = not done
 
     async def close_quiet(self, now: datetime) -> list[str]:
         """Close incidents quiet since `quiet_gap` before `now`; return their ids."""
-        placement = self.grouper.close_quiet(now)
-        batch = _Batch()
-        batch.add(placement)
-        async with self.posts.db.savepoint("close_quiet"):
-            await self._save_incidents(batch)
-        return list(placement.changed)
+        if self._stale:
+            await self.restore()
+        done = False
+        try:
+            placement = self.grouper.close_quiet(now)
+            batch = _Batch()
+            batch.add(placement)
+            async with self.posts.db.savepoint("close_quiet"):
+                await self._save_incidents(batch)
+            done = True
+            return list(placement.changed)
+        finally:
+            self._stale = not done
 
     async def _process_many(
         self, posts: Sequence[Post], report_repeats: bool
@@ -243,13 +239,10 @@ class Pipeline:
         if report is not None:
             return report
         stored = await self.detections.get(channel_id, post_id)
-        if stored is None:
+        if stored is None or role_of(stored.detection) is None:
             return None
-        d = stored.detection
         post = await self.posts.get(channel_id, post_id)
-        if post is None or role_of(d) is None and not d.regions:
-            return None
-        return Report(channel_id, post_id, post.date, d.kinds, d.regions, d.all_clear)
+        return Report.of(post, stored.detection) if post is not None else None
 
     def _channel(self, post: Post) -> ChannelSettings:
         """Return the channel's settings, with a home region taken from its title if unset."""

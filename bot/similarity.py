@@ -13,7 +13,7 @@ smallest shingle hashes, the k minima of one hash function. Two posts with Jacca
 share a given minimum with probability J, so a post at J ≥ 0.5 is missed with
 probability about 0.5⁸ (0.4%). Candidates are then compared exactly, at most
 `CANDIDATES_PER_MINIMUM` of the latest under each minimum, so a text repeated a thousand
-times costs no more than one repeated sixteen times. Hashes are CRC-32, so the same posts
+times costs no more than one repeated eight times. Hashes are CRC-32, so the same posts
 give the same answers in every process.
 """
 
@@ -43,7 +43,7 @@ SHINGLE_SIZE = 5  # characters
 SKETCH_SIZE = 8  # minima a post is indexed under
 # Posts compared for each minimum, the latest first: a text repeated a thousand times
 # («Работает ПВО!») must not make every post compare against all of its copies.
-CANDIDATES_PER_MINIMUM = 16
+CANDIDATES_PER_MINIMUM = 8
 SIGNATURE_MAX_WORDS = 12  # a trailing line longer than this is content, not a signature
 
 K = TypeVar("K", bound=Hashable)
@@ -135,11 +135,6 @@ class NearDuplicateIndex(Generic[K]):
                 if not bucket:
                     del self._buckets[minimum]
 
-    def discard_all(self, keys: Iterable[K]) -> None:
-        """Forget several posts."""
-        for key in keys:
-            self.remove(key)
-
     def candidates(self, value: Shingles) -> set[K]:
         """Return the posts that share a minimum with `value` (the latest few per minimum)."""
         found: set[K] = set()
@@ -149,17 +144,30 @@ class NearDuplicateIndex(Generic[K]):
                 found.update(islice(reversed(bucket), CANDIDATES_PER_MINIMUM))
         return found
 
-    def similarity(self, key: K, value: Shingles) -> float:
-        """Return the Jaccard similarity of an indexed post and `value` (0.0 if not indexed)."""
-        indexed = self._shingles.get(key)
-        return jaccard(value, indexed) if indexed is not None else 0.0
+    def get(self, key: K) -> Shingles | None:
+        """Return the shingles indexed under a key, or None."""
+        return self._shingles.get(key)
+
+    def matches(self, value: Shingles, keys: Iterable[K]) -> list[tuple[K, float]]:
+        """Return those of `keys` at or above the threshold, most similar first."""
+        found = []
+        size = len(value.hashes)
+        for key in keys:
+            indexed = self._shingles.get(key)
+            if indexed is None:
+                continue
+            small, large = sorted((size, len(indexed.hashes)))
+            if small < large * self.threshold:
+                continue  # sizes alone keep the Jaccard similarity below the threshold
+            score = jaccard(value, indexed)
+            if score >= self.threshold:
+                found.append((key, score))
+        found.sort(key=lambda item: (-item[1], repr(item[0])))
+        return found
 
     def similar(self, value: Shingles) -> list[tuple[K, float]]:
         """Return the indexed posts at or above the threshold, most similar first.
 
         Of posts sharing a minimum, only the latest `CANDIDATES_PER_MINIMUM` are compared.
         """
-        found = [(key, jaccard(value, self._shingles[key])) for key in self.candidates(value)]
-        found = [(key, score) for key, score in found if score >= self.threshold]
-        found.sort(key=lambda item: (-item[1], repr(item[0])))
-        return found
+        return self.matches(value, self.candidates(value))

@@ -7,17 +7,16 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.group import Incident, Independence, Member, Role, Status
+from bot.incident import Incident, Independence, Member, Role, Status, Via
+from bot.models import PostKey
 from storage.db import Database
 
 __all__ = ["IncidentRepo"]
 
-PostKey = tuple[int, int]
-
-_INCIDENT_COLUMNS = "id, region, status, closed_reason, first_report, last_report, cleared"
+_INCIDENT_COLUMNS = "id, region, status, closed_reason, first_report, last_report"
 _MEMBER_COLUMNS = (
     "incident_id, channel_id, message_id, date, role, kinds, counts, independence, via,"
-    " similar_to, similarity, trust, official"
+    " similar_to, similarity, trust, official, forwarded"
 )
 
 
@@ -96,7 +95,7 @@ class IncidentRepo:
         )
         await self.db.conn.executemany(
             f"INSERT OR REPLACE INTO incident_posts ({_MEMBER_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     incident,
@@ -107,11 +106,12 @@ class IncidentRepo:
                     json.dumps(list(m.kinds)),
                     json.dumps(m.counts, sort_keys=True),
                     m.independence.value,
-                    m.via,
+                    m.via.value,
                     _key_text(m.similar_to),
                     m.similarity,
                     m.trust,
                     int(m.official),
+                    int(m.forwarded),
                 )
                 for incident, m in saved
             ],
@@ -164,7 +164,6 @@ class IncidentRepo:
                 closed_reason=row[3],
                 first_report=_dt(row[4]),
                 last_report=_dt(row[5]),
-                cleared=set(json.loads(row[6])),
             )
             for row in rows
         }
@@ -185,11 +184,12 @@ class IncidentRepo:
                 kinds=tuple(json.loads(row[5])),
                 counts=dict(json.loads(row[6])),
                 independence=Independence(row[7]),
-                via=row[8],
+                via=Via(row[8]),
                 similar_to=_key_of(row[9]),
                 similarity=row[10],
                 trust=row[11],
                 official=bool(row[12]),
+                forwarded=bool(row[13]),
             )
             incidents[row[0]].add(member)
         return list(incidents.values())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.channels import ChannelRef, ChannelSettings
 from bot.detect import Detector
-from bot.group import Grouper, Independence, Placement, Status, incident_id
+from bot.group import Grouper, Placement, incident_id
+from bot.incident import Independence, Status
 from bot.models import Post
 
 START = datetime(2025, 3, 3, 20, 0, tzinfo=UTC)
@@ -77,8 +79,9 @@ def test_quiet_gap_closes_and_later_report_starts_anew(feed: Feed) -> None:
     _, later = feed.post(2, 170 + 181, "Взрывы в Краснодаре")
     assert still.incidents == first.incidents
     assert later.incidents != first.incidents
-    assert (first.incidents[0], "quiet") in later.events
-    assert later.changed[first.incidents[0]].status is Status.CLOSED
+    assert (first.incidents[0], "closed") in later.events
+    closed = later.changed[first.incidents[0]]
+    assert closed.status is Status.CLOSED and closed.closed_reason == "quiet"
 
 
 def test_all_clear_ends_the_threat_kinds(feed: Feed) -> None:
@@ -241,3 +244,82 @@ def test_ended_incidents_come_back_for_follow_ups(feed: Feed, detector: Detector
     assert restored.grouper.active == {}
     _, summary = restored.post(2, 240, "Ночью над Белгородом сбиты 5 беспилотников")
     assert summary.incidents == night.incidents
+
+
+def edit(post: Post, text: str, minutes: int = 1000) -> Post:
+    return replace(post, text=text, edit_date=START + timedelta(minutes=minutes))
+
+
+def test_a_late_report_never_takes_over_the_region(feed: Feed) -> None:
+    _, live = feed.post(1, 600, "Взрывы в Краснодаре")
+    _, late = feed.post(2, 0, "Взрывы в Краснодаре")  # caught up ten hours late
+    assert late.changed[late.incidents[0]].status is Status.CLOSED  # born closed
+    _, more = feed.post(3, 605, "Взрывы в Краснодаре")
+    assert more.incidents == live.incidents
+    assert list(feed.grouper.active) == live.incidents
+
+
+def test_a_post_reporting_again_after_leaving_gets_a_fresh_id(feed: Feed) -> None:
+    post, first = feed.post(1, 0, "Взрывы в Белгороде")
+    feed.post(2, 10, "Взрывы в Белгороде")
+    feed.place(edit(post, "Доброе утро, Белгород", 20))
+    feed.grouper.close_quiet(START + timedelta(hours=4))
+    again = feed.place(edit(post, "Взрывы в Белгороде", 300))
+    assert again.incidents and again.incidents != first.incidents
+
+
+def test_independence_is_judged_again_when_the_original_leaves(feed: Feed) -> None:
+    text = "В Северском районе в результате атаки БПЛА в пгт Афипский произошло возгорание."
+    original, first = feed.post(1, 0, text)
+    feed.post(2, 5, text + "\n\nПодписаться | @krasnodar_now")
+    incident = feed.grouper.active[first.incidents[0]]
+    assert incident.members[(2, 1)].independence is Independence.COPY
+    feed.place(edit(original, "В Северском районе прошли учения, взрывов не было", 30))
+    assert incident.members[(2, 1)].independence is Independence.ORIGINAL
+    assert incident.independent == 1 and incident.confidence == 0.5
+
+
+def test_edits_between_report_and_all_clear(feed: Feed) -> None:
+    only, first = feed.post(1, 0, "Взрывы в Белгороде")
+    placed = feed.place(edit(only, "Отбой воздушной тревоги в Белгороде"))
+    assert placed.changed[first.incidents[0]].status is Status.RETRACTED  # nothing reported
+
+    _, wave = feed.post(2, 0, "Беспилотники атакуют Белгород, ракетная опасность")
+    incident = feed.grouper.active[wave.incidents[0]]
+    clear, _ = feed.post(3, 60, "Отбой угрозы БПЛА в Белгороде")
+    assert incident.cleared == {"drone"}
+    feed.place(edit(clear, "Над Белгородом снова беспилотники, работает ПВО"))
+    assert incident.cleared == set()  # that post now reports drones
+    assert incident.last_report == START + timedelta(minutes=60)
+
+
+def test_a_kind_reported_again_is_no_longer_cleared(feed: Feed) -> None:
+    _, wave = feed.post(1, 0, "Беспилотники атакуют Краснодар, ракетная опасность")
+    incident = feed.grouper.active[wave.incidents[0]]
+    feed.post(1, 10, "Отбой угрозы БПЛА в Краснодаре")
+    feed.post(2, 20, "Снова беспилотники над Краснодаром, работает ПВО")
+    feed.post(1, 30, "Отбой ракетной опасности в Краснодаре")
+    assert incident.status is Status.ACTIVE and incident.cleared == {"missile"}
+
+
+def test_follow_ups_do_not_chain(feed: Feed) -> None:
+    _, night = feed.post(1, 0, "Взрывы в Белгороде, работает ПВО")
+    summary = "Ночью над Белгородом сбиты 5 беспилотников"
+    assert feed.post(2, 300, summary)[1].incidents == night.incidents
+    assert feed.post(3, 600, summary)[1].incidents != night.incidents  # 10 h after the wave
+
+
+def test_an_edited_regionless_copy_stays_in_its_closed_incident(feed: Feed) -> None:
+    local = ChannelSettings(ChannelRef(channel_id=1), home_region="RU-ROS")
+    _, first = feed.post(1, 0, "Таганрог, у нас бахнуло! Работает ПВО, сбивают беспилотники")
+    copy, _ = feed.post(
+        2, 3, "У нас бахнуло! Работает ПВО, сбивают беспилотники", channel_settings=local
+    )
+    closed = feed.grouper.close_quiet(START + timedelta(hours=4)).changed[first.incidents[0]]
+    placed = feed.grouper.place(
+        edit(copy, copy.text + " 🔥"),
+        feed.detector.detect(copy.text + " 🔥"),
+        (),
+        earlier=[closed],
+    )
+    assert placed.incidents == first.incidents and (2, 1) in closed.members

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,8 @@ import pytest
 from bot.app import open_pipeline
 from bot.channels import ChannelRef, ChannelSettings
 from bot.detect import Detector
-from bot.group import Status
+from bot.group import incident_id
+from bot.incident import Status
 from bot.models import Post
 from bot.pipeline import Pipeline
 from storage.db import Database
@@ -45,7 +47,7 @@ async def test_process_once_then_edit(wired: tuple[Database, Pipeline]) -> None:
     second = await pipeline.process(edited)
     assert second is not None and second.flagged
     assert second.regions == ("RU-ROS",)
-    assert second.incident == "RU-ROS-20250304-0200-2f858c"  # stable: region, date, hash
+    assert second.incident == incident_id("RU-ROS", edited)  # stable: region, date, hash
     stored = await DetectionRepo(db).get(5, 1)
     assert stored is not None and stored.flagged
 
@@ -194,8 +196,10 @@ async def test_failed_batch_leaves_memory_as_the_database(
     pipeline.detections = FailingDetectionRepo(db)
     with pytest.raises(RuntimeError):
         await pipeline.process(Post(5, 9, DATE, "Взрывы в Таганроге"))
-    assert pipeline.grouper.active == {}  # reloaded: the incident was never stored
     pipeline.detections = DetectionRepo(db)
+    # memory is reloaded before the next batch: the incident of the failed one is gone
+    outcome = await pipeline.process(Post(5, 10, DATE, "Доброе утро"))
+    assert outcome is not None and pipeline.grouper.active == {}
     outcome = await pipeline.process(Post(5, 9, DATE, "Взрывы в Таганроге"))
     assert outcome is not None and outcome.flagged
     assert await IncidentRepo(db).count() == 1
@@ -207,4 +211,48 @@ async def test_close_quiet_persists(wired: tuple[Database, Pipeline]) -> None:
     assert outcome is not None
     assert await pipeline.close_quiet(DATE + timedelta(hours=1)) == []
     assert await pipeline.close_quiet(DATE + timedelta(hours=3)) == [outcome.incident]
+    assert await IncidentRepo(db).count(Status.CLOSED) == 1
+
+
+async def test_two_edits_of_one_closed_incident_in_one_batch(
+    tmp_path: Path, detector: Detector, clock: FakeClock
+) -> None:
+    first = Post(1, 1, DATE, "Взрывы в Белгороде")
+    second = Post(2, 1, DATE + timedelta(minutes=5), "Взрывы в Белгороде")
+    async with open_pipeline(tmp_path / "s.db", ["RU-BEL"], detector=detector, clock=clock) as (
+        db,
+        pipeline,
+    ):
+        outcome = await pipeline.process(first)
+        await pipeline.process(second)
+        await pipeline.close_quiet(DATE + timedelta(hours=4))
+        later = DATE + timedelta(hours=5)
+        await pipeline.process_many(
+            [
+                replace(first, text="Учения в Белгороде", edit_date=later),
+                replace(second, text="Учения в Белгороде", edit_date=later),
+            ]
+        )
+        assert outcome is not None and outcome.incident is not None
+        incident = await IncidentRepo(db).get(outcome.incident)
+        assert incident is not None and incident.status is Status.RETRACTED
+        assert incident.members == {}
+
+
+class FailingIncidentRepo(IncidentRepo):
+    """Stands in for a disk that fills up while incidents are written."""
+
+    async def save(self, *args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("disk full")
+
+
+async def test_a_failed_close_is_retried(wired: tuple[Database, Pipeline]) -> None:
+    db, pipeline = wired
+    outcome = await pipeline.process(Post(5, 11, DATE, "Взрывы в Таганроге"))
+    assert outcome is not None
+    pipeline.incidents = FailingIncidentRepo(db)
+    with pytest.raises(sqlite3.OperationalError):
+        await pipeline.close_quiet(DATE + timedelta(hours=4))
+    pipeline.incidents = IncidentRepo(db)
+    assert await pipeline.close_quiet(DATE + timedelta(hours=4)) == [outcome.incident]
     assert await IncidentRepo(db).count(Status.CLOSED) == 1

@@ -9,7 +9,7 @@ CREATE TABLE incidents (
     last_report    INTEGER NOT NULL,
     kinds          TEXT    NOT NULL,          -- JSON array
     counts         TEXT    NOT NULL,          -- JSON object: kind → largest count reported
-    cleared        TEXT    NOT NULL,          -- JSON array: threat kinds ended by all-clears
+    cleared        TEXT    NOT NULL,          -- JSON array: threat kinds all-clears have ended
     posts          INTEGER NOT NULL,          -- reports
     channels       INTEGER NOT NULL,
     independent    INTEGER NOT NULL,          -- channels that reported it on their own
@@ -32,11 +32,12 @@ CREATE TABLE incident_posts (
     kinds          TEXT    NOT NULL,          -- JSON array
     counts         TEXT    NOT NULL,          -- JSON object
     independence   TEXT    NOT NULL CHECK (independence IN ('original', 'echo', 'copy', 'forward')),
-    via            TEXT    NOT NULL,          -- first | region | near_duplicate
+    via            TEXT    NOT NULL,          -- first | region | near_duplicate | follow_up
     similar_to     TEXT,                      -- "channel_id/message_id" of the post it copies
     similarity     REAL,
     trust          REAL    NOT NULL,
     official       INTEGER NOT NULL,
+    forwarded      INTEGER NOT NULL,          -- 1: a forward of another channel's post
     PRIMARY KEY (incident_id, channel_id, message_id)
 ) WITHOUT ROWID;
 
