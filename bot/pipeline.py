@@ -208,7 +208,9 @@ class Pipeline:
                 if incident.id not in self.grouper.active
             ]
         placement = Placement()
-        if role_of(detection) is not None or earlier or self.grouper.holds(key):
+        # Reports of unwatched regions only need placing when an edit takes them out.
+        groupable = role_of(detection) is not None and (watched or not detection.regions)
+        if groupable or earlier or self.grouper.holds(key):
             placement = self.grouper.place(post, detection, watched, settings, earlier=earlier)
         batch.add(placement)
         if placement.evidence:  # a copy of a report that names its place

@@ -45,6 +45,9 @@ SKETCH_SIZE = 8  # minima a post is indexed under
 # («Работает ПВО!») must not make every post compare against all of its copies.
 CANDIDATES_PER_MINIMUM = 8
 SIGNATURE_MAX_WORDS = 12  # a trailing line longer than this is content, not a signature
+# Only the beginning of a long post is shingled: copies and rewrites share their opening,
+# and the cost of a post (and of comparing two) stays bounded.
+SHINGLED_CHARACTERS = 320
 
 K = TypeVar("K", bound=Hashable)
 
@@ -83,8 +86,8 @@ class Shingles:
 
 
 def shingles(text: str) -> Shingles:
-    """Return the character 5-gram shingle hashes of a post's normalised text."""
-    words = normalize(text)
+    """Return the character 5-gram shingle hashes of a post's normalised text (its start)."""
+    words = normalize(text)[:SHINGLED_CHARACTERS]
     if not words:
         return Shingles(frozenset(), ())
     if len(words) <= SHINGLE_SIZE:
