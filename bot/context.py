@@ -138,13 +138,13 @@ class ChannelContext:
             return self._borrow_region(post, detection, replied, home_region)
         if len(post.text.split()) > TERSE_MAX_WORDS:
             return detection
-        source = _first(replied, self.latest(post.channel_id, post), need="kinds")
-        if source is None:
+        found_source = _source(replied, self.latest(post.channel_id, post), need="kinds")
+        if found_source is None:
             return detection
+        source, rule = found_source
         found = places()
         if not found or not _only_places(post.text, found, self.continuation):
             return detection
-        rule = "context:reply" if source is replied else "context:recent"
         borrowed = tuple(
             Evidence(rule=rule, text=source.label, start=0, end=0, kind=kind)
             for kind in source.kinds
@@ -164,9 +164,9 @@ class ChannelContext:
         replied: Report | None,
         home_region: str | None,
     ) -> Detection:
-        source = _first(replied, self.latest(post.channel_id, post), need="regions")
-        if source is not None:
-            rule = "context:reply" if source is replied else "context:recent"
+        found_source = _source(replied, self.latest(post.channel_id, post), need="regions")
+        if found_source is not None:
+            source, rule = found_source
             regions, label = source.regions, source.label
         elif home_region:
             rule, regions, label = "context:home", (home_region,), "home region"
@@ -194,11 +194,11 @@ def _only_places(text: str, places: tuple[Evidence, ...], continuation: Containe
     return all(word in continuation for word in _WORD_RE.findall(fold(text)))
 
 
-def _first(replied: Report | None, latest: Report | None, *, need: str) -> Report | None:
-    """Return the replied-to report if it has what is needed, else the latest one."""
-    for report in (replied, latest):
-        if report is None or report.all_clear:
-            continue
-        if getattr(report, need):
-            return report
+def _source(
+    replied: Report | None, latest: Report | None, *, need: str
+) -> tuple[Report, str] | None:
+    """Return the report to borrow from and its rule: the replied-to one, else the latest."""
+    for report, rule in ((replied, "context:reply"), (latest, "context:recent")):
+        if report is not None and not report.all_clear and getattr(report, need):
+            return report, rule
     return None

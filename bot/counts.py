@@ -75,9 +75,9 @@ class CountReader:
             if breaks:
                 window_start += breaks[-1].end()
                 window = window[breaks[-1].end() :]
-            tokens = [
-                _Token(fold(m.group()), window_start + m.start(), window_start + m.end())
-                for m in _TOKEN_RE.finditer(window)
+            tokens = [  # fold keeps offsets, so the window is folded once
+                _Token(m.group(), window_start + m.start(), window_start + m.end())
+                for m in _TOKEN_RE.finditer(fold(window))
             ]
             read = self._read_back(text, tokens)
             if read is not None:
