@@ -168,10 +168,18 @@ def _label(raw: Any, where: str) -> Label:
             kinds=tuple(raw.get("kinds") or ()),
             regions=tuple(raw.get("regions") or ()),
             incident=str(raw["incident"]) if raw.get("incident") else None,
-            incidents=tuple(str(i) for i in raw.get("incidents") or ()),
+            incidents=_incidents(raw.get("incidents")),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{where}: missing or malformed field {err}") from err
+
+
+def _incidents(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(i, str) for i in raw):
+        raise ValueError("'incidents' must be a list of incident ids")
+    return tuple(raw)
 
 
 def load_labels(path: str | Path) -> dict[PostKey, Label]:

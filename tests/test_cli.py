@@ -181,3 +181,33 @@ def test_out_of_range_id_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     write_export(tmp_path / "tg", [message(2**63, 1, "Взрывы в Таганроге")], id=42)
     assert main(["replay", str(tmp_path), "--regions", "RU-ROS"]) == 2
     assert "out of range" in capsys.readouterr().err
+
+
+def test_replay_channel_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_export(tmp_path / "tg", [message(1, 1741055000, "Громко!!! Работает ПВО")], id=42)
+    assert main(["replay", str(tmp_path), "--regions", "RU-ROS", "--jsonl"]) == 0
+    assert capsys.readouterr().out == ""  # no place, no home region
+    args = ["replay", str(tmp_path), "--regions", "RU-ROS", "--channels", "42[home=RU-ROS]"]
+    assert main([*args, "--jsonl"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["regions"] == ["RU-ROS"]
+    assert {"rule": "context:home", "text": "home region", "span": [0, 0], "region": "RU-ROS"} in (
+        line["evidence"]
+    )
+    assert main(["replay", str(tmp_path), "--regions", "RU-ROS", "--channels", "42[loud]"]) == 2
+    assert "--channels: 42: unknown setting 'loud'" in capsys.readouterr().err
+
+
+def test_eval_prints_grouping_and_rejects_bad_incident_lists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["eval", str(DEV / "export"), "--watch", str(DEV / "watch.json")]
+    assert main([*args, "--labels", str(DEV / "labels.jsonl")]) == 0
+    assert "incidents B-cubed precision" in capsys.readouterr().out
+    bad = tmp_path / "labels.jsonl"
+    bad.write_text(
+        '{"channel_id": 1, "id": 1, "alert": true, "incident": "a", "incidents": "a"}\n',
+        encoding="utf-8",
+    )
+    assert main([*args, "--labels", str(bad)]) == 2
+    assert "'incidents' must be a list" in capsys.readouterr().err
