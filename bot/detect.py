@@ -54,6 +54,11 @@ POST_VETOES_VOID_EXPLOSIONS = frozenset({"controlled", "weather"})
 SENTENCE_VETO_DRONES_ONLY = "civil_drone"
 # A town at least this many times larger than the other candidates wins an ambiguity.
 POPULATION_DOMINANCE = 4
+# A village (under SMALL_PLACE) of another region gives way to a city or region
+# (LARGE_PLACE and up) named elsewhere in the post.
+SMALL_PLACE = 10_000
+LARGE_PLACE = 100_000
+REGION_SIZE = 10**9
 # Lower-case Cyrillic names still count when they are this long (chat posts skip capitals).
 LOWERCASE_NAME_MIN_LENGTH = 5
 LOWERCASE_MIN_POPULATION = 50_000
@@ -340,6 +345,7 @@ class Detector:
         self._figurative = lexicon.token_sets["figurative_next"]
         self._civil_next = lexicon.token_sets["civil_next"]
         self._simile = lexicon.token_sets["simile_before"]
+        self._weapon_name = lexicon.token_sets["weapon_name"]
         self._entries, self._automaton = _build_automaton(lexicon, gazetteer)
         self._trigger_entries = frozenset(
             index
@@ -424,6 +430,8 @@ class Detector:
         for hit in hits:
             if hit.category == "all_clear_verb" and hit.sentence in threat_sentences:
                 hit.category = "all_clear"  # «режим опасности отменён»
+        # Sentences naming a capitalised place: a veto does not reach across into them.
+        placed = {sentence_of(start) for start, _, _ in raw_places if text[start].isupper()}
         kind_hits: list[_Hit] = []
         clear_hits: list[_Hit] = []
         for hit in hits:
@@ -432,7 +440,7 @@ class Detector:
             reason = self._veto_reason(
                 doc,
                 hit,
-                self._scoped(doc, hit, post_vetoes) if post_vetoes else NO_VETOES,
+                self._scoped(doc, hit, post_vetoes, placed) if post_vetoes else NO_VETOES,
                 sentence_vetoes.get(hit.sentence, set()),
                 near,
             )
@@ -459,6 +467,18 @@ class Detector:
         chosen = [p for p in place_hits if p.sentence in event_sentences and p.regions]
         if not chosen:
             chosen = [p for p in place_hits if p.sentence not in quiet and p.regions]
+        elif all(_size(p) < SMALL_PLACE for p in chosen):
+            # «Севастополь, внимание! … стрельба в районе Любимовки»: a village of another
+            # region is a local name the gazetteer does not know; the city named is the place.
+            large = [
+                p
+                for p in place_hits
+                if p.regions and p not in chosen and p.sentence not in quiet
+                and _size(p) >= LARGE_PLACE
+            ]  # fmt: skip
+            named = {r for p in large for r in p.regions}
+            if large and not named & {r for p in chosen for r in p.regions}:
+                chosen = large
         regions = _unique(region for p in chosen for region in p.regions)
 
         alert_hits = [h for h in kind_hits if h.sentence not in clear_sentences]
@@ -590,7 +610,12 @@ class Detector:
             following = doc.words_after(hit.end, 1)
             if following and following[0] not in LOUD_PLACE_WORDS:
                 return "figurative"  # «громко отметили», «громко заявил»
-        if doc.quotes and doc.in_quotes(hit.start, hit.end) and hit.category != "drone":
+        if (
+            doc.quotes
+            and doc.in_quotes(hit.start, hit.end)
+            and hit.category != "drone"
+            and doc.folded[hit.start : hit.end] not in self._weapon_name  # «Искандер»
+        ):
             return "quoted"  # a title or a name: трек «Взрыв», ФК «Ракета»
         if (
             explosion
@@ -607,20 +632,26 @@ class Detector:
         return None
 
     @staticmethod
-    def _scoped(doc: _Text, hit: _Hit, vetoes: dict[str, set[int]]) -> set[str]:
+    def _scoped(
+        doc: _Text, hit: _Hit, vetoes: dict[str, set[int]], placed: AbstractSet[int]
+    ) -> set[str]:
         """Return the drill, fireworks... vetoes that reach a term.
 
-        Drills and fireworks reach the terms of their own sentence, and of the sentence just
-        before when that one is a question or a short line: «Хлопки в центре? Это салют».
-        Controlled blasts and thunder void every explosion word of the post.
+        Drills and fireworks reach the terms of their own sentence; of the sentence just
+        before when that one is a question or a short line («Хлопки в центре? Это салют»);
+        and of the sentence just after when that one names no place of its own («Салют в
+        21:30. Не пугайтесь хлопков!»). Controlled blasts and thunder void every explosion
+        word of the post.
         """
         lead = doc.is_lead(hit.sentence)
+        follows = hit.sentence not in placed
         return {
             reason
             for reason, sentences in vetoes.items()
             if reason in POST_VETOES_VOID_EXPLOSIONS  # sappers, thunder: the whole post
             or hit.sentence in sentences
             or (lead and hit.sentence + 1 in sentences)
+            or (follows and hit.sentence - 1 in sentences)
         }
 
     @staticmethod
@@ -775,6 +806,8 @@ class Detector:
                 before = doc.word_before(start)
                 if before in self._street or after in self._street:
                     return (), False
+                if before == "of" and doc.folded[max(0, start - 8) : start].endswith("sea of "):
+                    return (), False  # "the Sea of Azov"
             if "anchor" in near:
                 anchor = self._anchor_after(following)
         anchored = bool(anchor)
@@ -997,6 +1030,16 @@ def _named_date(day: int, month: int, year: int | None, post: datetime) -> datet
     except ValueError:
         return None  # «31 февраля»
     return named
+
+
+def _size(hit: _PlaceHit) -> int:
+    """Return the population of a place hit's largest form in its regions (regions: huge)."""
+    sizes = [
+        REGION_SIZE if form.place.kind == "region" else form.place.population
+        for form in hit.forms
+        if form.place.region in hit.regions
+    ]
+    return max(sizes, default=0)
 
 
 def _cyrillic(ch: str) -> bool:

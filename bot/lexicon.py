@@ -46,6 +46,7 @@ TOKEN_CATEGORIES = (
     "drone_event",
     "ad_activity",
     "continuation",
+    "weapon_name",
 )
 GATED_CATEGORIES = (
     "anchor",

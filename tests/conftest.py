@@ -15,6 +15,7 @@ DATA = Path(__file__).parent / "data"
 DEV = DATA / "corpus" / "dev"
 HOLDOUT = DATA / "holdout"
 FRESH = DATA / "fresh"
+FRESH2 = DATA / "fresh2"
 POST_DATE = datetime(2025, 3, 4, 2, 30, tzinfo=UTC)
 
 
