@@ -431,7 +431,11 @@ class Detector:
             if hit.category == "all_clear_verb" and hit.sentence in threat_sentences:
                 hit.category = "all_clear"  # «режим опасности отменён»
         # Sentences naming a capitalised place: a veto does not reach across into them.
-        placed = {sentence_of(start) for start, _, _ in raw_places if text[start].isupper()}
+        placed = (
+            {sentence_of(start) for start, _, _ in raw_places if text[start].isupper()}
+            if post_vetoes
+            else NO_SENTENCES
+        )
         kind_hits: list[_Hit] = []
         clear_hits: list[_Hit] = []
         for hit in hits:
