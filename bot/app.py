@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import cache
 from pathlib import Path
 
+from bot.alerts import AlertTexts
+from bot.botapi import BotApi
 from bot.channels import ChannelBook, ChannelSettings
 from bot.counts import CountReader
+from bot.delivery import AlertViews, Deliverer, Notifier, RateLimiter
 from bot.detect import Detector
 from bot.gazetteer import Gazetteer
 from bot.group import GroupingSettings
 from bot.lexicon import Lexicon
 from bot.pipeline import Pipeline
+from storage.alerts import OutboxRepo, SubscriberRepo
 from storage.db import Database
 from storage.detections import DetectionRepo
 from storage.incidents import IncidentRepo
 from storage.posts import PostRepo
 
-__all__ = ["load_detector", "load_gazetteer", "open_pipeline", "utc_now"]
+__all__ = ["load_detector", "load_gazetteer", "open_delivery", "open_pipeline", "utc_now"]
 
 
 def utc_now() -> datetime:
@@ -49,8 +53,12 @@ async def open_pipeline(
     clock: Callable[[], datetime] = utc_now,
     channels: Iterable[ChannelSettings] = (),
     grouping: GroupingSettings | None = None,
+    notifier: Callable[[Database], Notifier] | None = None,
 ) -> AsyncIterator[tuple[Database, Pipeline]]:
-    """Open the database, wire a pipeline over it and restore its state; close on exit."""
+    """Open the database, wire a pipeline over it and restore its state; close on exit.
+
+    `notifier` builds the alert planner over the database; without it no alert is planned.
+    """
     async with Database(database_path) as db:
         pipeline = Pipeline(
             detector or load_detector(),
@@ -61,6 +69,37 @@ async def open_pipeline(
             clock,
             channels=ChannelBook(channels),
             grouping=grouping,
+            notifier=notifier(db) if notifier is not None else None,
         )
         await pipeline.restore()
         yield db, pipeline
+
+
+@asynccontextmanager
+async def open_delivery(
+    db: Database,
+    bot_token: str,
+    bot_api_url: str,
+    zone: tzinfo,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    limiter: RateLimiter | None = None,
+) -> AsyncIterator[tuple[Notifier, Deliverer]]:
+    """Open a Bot API client and wire the alert planner and the delivery loop over `db`."""
+    async with BotApi(bot_token, bot_api_url) as api:
+        views = AlertViews(IncidentRepo(db))
+        texts = AlertTexts.load(load_gazetteer(), zone)
+        deliverer = Deliverer(
+            api,
+            db,
+            OutboxRepo(db),
+            SubscriberRepo(db),
+            views,
+            texts,
+            limiter=limiter,
+            wall_clock=clock,
+        )
+        notifier = Notifier(
+            SubscriberRepo(db), OutboxRepo(db), views, texts, clock, on_planned=deliverer.wake
+        )
+        yield notifier, deliverer

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
@@ -19,6 +20,7 @@ __all__ = ["Config", "Secret", "load_config"]
 
 DEFAULT_BOT_API_URL = "https://api.telegram.org"
 DEFAULT_DATA_DIR = "data"
+DEFAULT_ALERT_TIMEZONE = "Europe/Moscow"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 
@@ -51,6 +53,7 @@ class Config:
     watch_regions: tuple[str, ...]
     channels: tuple[ChannelSettings, ...]
     grouping: GroupingSettings
+    alert_zone: tzinfo
     data_dir: Path
     database_path: Path
     log_level: str
@@ -166,6 +169,15 @@ def load_config(
         context_window=duration("CONTEXT_MINUTES", timedelta(minutes=1), CONTEXT_WINDOW, 0, 120),
     )
 
+    zone_name = get("ALERT_TIMEZONE", DEFAULT_ALERT_TIMEZONE) or DEFAULT_ALERT_TIMEZONE
+    try:
+        alert_zone: tzinfo = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(
+            f"ALERT_TIMEZONE must be an IANA time zone such as Europe/Moscow, got {zone_name!r}"
+        )
+        alert_zone = ZoneInfo(DEFAULT_ALERT_TIMEZONE)
+
     data_dir = Path(get("DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR)
     database_path = Path(get("DATABASE_PATH") or data_dir / "skywatch.db")
 
@@ -188,6 +200,7 @@ def load_config(
         watch_regions=tuple(regions),
         channels=channels,
         grouping=grouping,
+        alert_zone=alert_zone,
         data_dir=data_dir,
         database_path=database_path,
         log_level=log_level,

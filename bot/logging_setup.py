@@ -11,11 +11,16 @@ __all__ = ["configure_logging", "redact"]
 
 # Bot API URLs carry the token: https://api.telegram.org/bot<token>/method
 _TOKEN_RE = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
+# A token on its own: digits, a colon, then letters among the rest (a time such as 23:40
+# has none).
+_BARE_TOKEN_RE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]*[A-Za-z_-][A-Za-z0-9_-]{3,}")
+# httpx logs every request's URL at INFO; only its warnings are worth a line.
+QUIET_LOGGERS = ("httpx", "httpcore")
 
 
 def redact(text: str) -> str:
     """Replace anything that looks like a bot token."""
-    return _TOKEN_RE.sub("bot<redacted>", text)
+    return _BARE_TOKEN_RE.sub("<redacted>", _TOKEN_RE.sub("bot<redacted>", text))
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -50,3 +55,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

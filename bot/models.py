@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-__all__ = ["Detection", "Evidence", "Kind", "Post", "PostKey"]
+__all__ = ["Detection", "Evidence", "Kind", "Post", "PostKey", "Subscriber"]
 
 PostKey = tuple[int, int]  # (channel_id, message id): a post's identity
 
@@ -90,3 +90,21 @@ class Detection:
     def alert(self) -> bool:
         """Return True when the post reports a current event in at least one region."""
         return bool(self.kinds and self.regions) and not (self.all_clear or self.rejected)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A chat that receives alerts: its regions (None: every watched one), language, mute."""
+
+    chat_id: int
+    kind: str = "private"  # private | group | supergroup | channel
+    language: str = "ru"  # ru | uk | en
+    regions: tuple[str, ...] | None = None
+    muted_until: datetime | None = None
+    active: bool = True
+
+    def wants(self, region: str, now: datetime) -> bool:
+        """Return True when an alert in the region should reach this chat now."""
+        if not self.active or (self.muted_until is not None and self.muted_until > now):
+            return False
+        return self.regions is None or region in self.regions

@@ -1,5 +1,5 @@
-"""The one path every post takes: store → detect → complete from context → group, for live
-and replay alike."""
+"""The one path every post takes: store → detect → complete from context → group → plan
+alerts, for live and replay alike."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import datetime
 
 from bot.channels import DEFAULT_SETTINGS, ChannelBook, ChannelSettings
 from bot.context import ChannelContext, Report
+from bot.delivery import Notifier
 from bot.detect import Detector
 from bot.group import FOLLOW_UP_WINDOW, Grouper, GroupingSettings, Placement, role_of
 from bot.incident import Incident, Member, Role, Status
@@ -74,6 +75,7 @@ class Pipeline:
         *,
         channels: ChannelBook | None = None,
         grouping: GroupingSettings | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.detector = detector
         self.posts = posts
@@ -84,6 +86,7 @@ class Pipeline:
         self.clock = clock
         self.channels = channels or ChannelBook()
         self.grouping = grouping or GroupingSettings()
+        self.notifier = notifier  # None: incidents are kept, no alert is planned
         self.grouper = Grouper(self.grouping.quiet_gap)
         self.context = self._new_context()
         self._settings: dict[tuple[int, str | None], ChannelSettings] = {}
@@ -287,6 +290,8 @@ class Pipeline:
         saved = [(i, m) for (i, _), m in batch.members.items() if m is not None]
         removed = [(i, key) for (i, key), m in batch.members.items() if m is None]
         await self.incidents.save(batch.incidents.values(), saved, removed, self.clock())
+        if self.notifier is not None:
+            await self.notifier.plan(batch.incidents.values())
 
 
 def _log(outcome: Outcome) -> None:

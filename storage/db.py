@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import re
 import sqlite3
@@ -43,6 +45,13 @@ class Database:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._conn: aiosqlite.Connection | None = None
+        # One connection is shared by the pipeline and the delivery loop: a task's
+        # transaction must never take in another task's statements. The task holding the
+        # lock may nest savepoints inside its own transaction.
+        self._lock = asyncio.Lock()
+        self._holder: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"db_holder_{id(self)}", default=False
+        )
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -105,24 +114,39 @@ class Database:
             )
 
     @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """Hold the connection for this task (re-entrant within the task)."""
+        if self._holder.get():
+            yield
+            return
+        async with self._lock:
+            token = self._holder.set(True)
+            try:
+                yield
+            finally:
+                self._holder.reset(token)
+
+    @asynccontextmanager
     async def savepoint(self, name: str) -> AsyncIterator[aiosqlite.Connection]:
         """Run a block atomically, inside or outside a transaction (SQLite SAVEPOINT)."""
-        await self.conn.execute(f"SAVEPOINT {name}")
-        try:
-            yield self.conn
-        except BaseException:
-            await self.conn.execute(f"ROLLBACK TO {name}")
+        async with self._exclusive():
+            await self.conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute(f"ROLLBACK TO {name}")
+                await self.conn.execute(f"RELEASE {name}")
+                raise
             await self.conn.execute(f"RELEASE {name}")
-            raise
-        await self.conn.execute(f"RELEASE {name}")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Run a block in one transaction: committed on success, rolled back on any error."""
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
-        await self.conn.execute("COMMIT")
+        async with self._exclusive():
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")

@@ -140,6 +140,18 @@ class IncidentRepo:
         found = await self._load("WHERE id = ?", (incident_id,))
         return found[0] if found else None
 
+    async def reports_of(self, incident_id: str, limit: int) -> list[tuple[str | None, str, str]]:
+        """Return (link, text, evidence JSON) of an incident's first reports, oldest first."""
+        rows = await self.db.conn.execute_fetchall(
+            "SELECT p.link, p.text, coalesce(d.evidence, '[]') FROM incident_posts m"
+            " JOIN posts p USING (channel_id, message_id)"
+            " LEFT JOIN detections d USING (channel_id, message_id)"
+            " WHERE m.incident_id = ? AND m.role = 'report'"
+            " ORDER BY m.date, m.channel_id, m.message_id LIMIT ?",
+            (incident_id, limit),
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
     async def count(self, status: Status | None = None) -> int:
         """Return the number of incidents (with the given status)."""
         query = "SELECT count(*) FROM incidents"
