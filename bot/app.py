@@ -12,7 +12,7 @@ from bot.alerts import AlertTexts
 from bot.botapi import BotApi
 from bot.channels import ChannelBook, ChannelSettings
 from bot.counts import CountReader
-from bot.delivery import AlertViews, Deliverer, Notifier, RateLimiter
+from bot.delivery import EDIT_SPACING, AlertViews, Deliverer, Notifier, RateLimiter
 from bot.detect import Detector
 from bot.gazetteer import Gazetteer
 from bot.group import GroupingSettings
@@ -53,11 +53,10 @@ async def open_pipeline(
     clock: Callable[[], datetime] = utc_now,
     channels: Iterable[ChannelSettings] = (),
     grouping: GroupingSettings | None = None,
-    notifier: Callable[[Database], Notifier] | None = None,
 ) -> AsyncIterator[tuple[Database, Pipeline]]:
     """Open the database, wire a pipeline over it and restore its state; close on exit.
 
-    `notifier` builds the alert planner over the database; without it no alert is planned.
+    No alert is planned until `pipeline.notifier` is set (see `open_delivery`).
     """
     async with Database(database_path) as db:
         pipeline = Pipeline(
@@ -69,7 +68,6 @@ async def open_pipeline(
             clock,
             channels=ChannelBook(channels),
             grouping=grouping,
-            notifier=notifier(db) if notifier is not None else None,
         )
         await pipeline.restore()
         yield db, pipeline
@@ -84,6 +82,7 @@ async def open_delivery(
     *,
     clock: Callable[[], datetime] = utc_now,
     limiter: RateLimiter | None = None,
+    edit_spacing: float = EDIT_SPACING,
 ) -> AsyncIterator[tuple[Notifier, Deliverer]]:
     """Open a Bot API client and wire the alert planner and the delivery loop over `db`."""
     async with BotApi(bot_token, bot_api_url) as api:
@@ -98,8 +97,15 @@ async def open_delivery(
             texts,
             limiter=limiter,
             wall_clock=clock,
+            edit_spacing=edit_spacing,
         )
         notifier = Notifier(
-            SubscriberRepo(db), OutboxRepo(db), views, texts, clock, on_planned=deliverer.wake
+            SubscriberRepo(db),
+            OutboxRepo(db),
+            views,
+            texts,
+            clock,
+            on_planned=deliverer.wake,
+            edit_spacing=edit_spacing,
         )
         yield notifier, deliverer

@@ -10,13 +10,14 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
+from bot.alerts import LANGUAGES
 from bot.app import load_gazetteer
 from bot.channels import ChannelSettings, parse_channels
 from bot.config import Config, load_config
 from bot.errors import ConfigError, RegionError, SkywatchError
 from bot.evaluate import evaluate, load_labels, load_watch, write_report
 from bot.logging_setup import configure_logging
-from bot.replay import JsonlWriter, SummaryWriter, replay
+from bot.replay import DeliveryPreview, JsonlWriter, SummaryWriter, replay
 
 __all__ = ["main"]
 
@@ -54,6 +55,23 @@ def _parser() -> argparse.ArgumentParser:
         "--jsonl", action="store_true", help="print one JSON object per flagged post"
     )
     replay_cmd.add_argument("--channels", help=CHANNELS_HELP)
+    replay_cmd.add_argument(
+        "--deliver",
+        action="store_true",
+        help="send the alerts these posts would have produced through BOT_API_URL "
+        "(needs BOT_TOKEN and --chat)",
+    )
+    replay_cmd.add_argument(
+        "--chat",
+        type=int,
+        action="append",
+        default=[],
+        metavar="CHAT_ID",
+        help="a chat to send them to (repeat for several)",
+    )
+    replay_cmd.add_argument(
+        "--lang", choices=LANGUAGES, default="ru", help="language of the alerts (default ru)"
+    )
     replay_cmd.add_argument(
         "--db",
         default=":memory:",
@@ -123,10 +141,36 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     config = _config(require_watch=args.regions is None)
     watch = _watch_regions(args.regions, config)
     channels = _channels(args.channels, config)
+    deliver = None
+    if args.deliver or args.chat:
+        problems = []
+        if not args.deliver:
+            problems.append("--chat needs --deliver")
+        if not args.chat:
+            problems.append("--deliver needs at least one --chat CHAT_ID")
+        if not config.bot_token:
+            problems.append("BOT_TOKEN is missing (ask @BotFather)")
+        if problems:
+            raise ConfigError(problems)
+        deliver = DeliveryPreview(
+            config.bot_token.value,
+            config.bot_api_url,
+            tuple(dict.fromkeys(args.chat)),
+            config.alert_zone,
+            args.lang,
+        )
     # Output is written after the replay commits: nothing is reported that was rolled back.
     writer = JsonlWriter(sys.stdout) if args.jsonl else SummaryWriter(sys.stdout)
     result = asyncio.run(
-        replay(args.paths, watch, args.db, writer, channels=channels, grouping=config.grouping)
+        replay(
+            args.paths,
+            watch,
+            args.db,
+            writer,
+            channels=channels,
+            grouping=config.grouping,
+            deliver=deliver,
+        )
     )
     writer.flush(result)
     return EXIT_OK

@@ -51,7 +51,7 @@ from storage.alerts import AlertState, OutboxRepo, OutboxRow, SubscriberRepo
 from storage.db import Database
 from storage.incidents import IncidentRepo
 
-__all__ = ["AlertViews", "Deliverer", "Notifier", "RateLimiter"]
+__all__ = ["EDIT_SPACING", "AlertViews", "Deliverer", "Notifier", "RateLimiter"]
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,10 @@ class Notifier:
         texts: AlertTexts,
         clock: Callable[[], datetime],
         on_planned: Callable[[], None] | None = None,
+        edit_spacing: float = EDIT_SPACING,
     ) -> None:
         self.subscribers = subscribers
+        self.edit_spacing = edit_spacing
         self.outbox = outbox
         self.views = views
         self.texts = texts
@@ -219,7 +221,7 @@ class Notifier:
                 notices,
                 len(chats),
             )
-        await self.outbox.bump(incident.id, version, now, EDIT_SPACING)
+        await self.outbox.bump(incident.id, version, now, self.edit_spacing)
         await self.outbox.save_state(
             replace(
                 state,
@@ -249,8 +251,10 @@ class Deliverer:
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         wall_clock: Callable[[], datetime] | None = None,
+        edit_spacing: float = EDIT_SPACING,
     ) -> None:
         self.api = api
+        self.edit_spacing = edit_spacing
         self.db = db
         self.outbox = outbox
         self.subscribers = subscribers
@@ -261,6 +265,7 @@ class Deliverer:
         self.wall_clock = wall_clock
         self._wake = asyncio.Event()
         self._inflight: dict[tuple[str, int, int], asyncio.Task[None]] = {}
+        self._sending: set[tuple[str, int, int]] = set()  # past their slot: the call is made
         self._chats: dict[int, Subscriber] = {}
         self.sent = 0  # messages and edits Telegram accepted since start
 
@@ -275,8 +280,11 @@ class Deliverer:
                 await self.dispatch()
                 await self._sleep()
         finally:
-            for task in list(self._inflight.values()):
-                task.cancel()
+            # Messages waiting for their slot stay in the outbox; requests already made
+            # are finished and recorded, so a stop never leaves an answer unrecorded.
+            for key, task in self._inflight.items():
+                if key not in self._sending:
+                    task.cancel()
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
     async def drain(self, timeout: float = 60.0) -> None:
@@ -339,6 +347,8 @@ class Deliverer:
         """Send or edit one message, then record what Telegram said."""
         if delay > 0:
             await asyncio.sleep(delay)
+        key = (row.incident_id, row.chat_id, row.seq)
+        self._sending.add(key)
         try:
             await self._attempt(row, subscriber)
         except Exception:
@@ -348,6 +358,8 @@ class Deliverer:
             )
             async with self.db.transaction():
                 await self.outbox.retry(row, self.clock() + BACKOFF_MAX, "unexpected error")
+        finally:
+            self._sending.discard(key)
 
     async def _attempt(self, row: OutboxRow, subscriber: Subscriber | None) -> None:
         lang = subscriber.language if subscriber else "ru"
@@ -383,7 +395,8 @@ class Deliverer:
             await self._failed(row, err)
             return
         async with self.db.transaction():
-            await self.outbox.sent(row, message_id, version, self.clock())
+            now = self.clock()
+            await self.outbox.sent(row, message_id, version, now, now + self.edit_spacing)
         self.sent += 1
         log.info(
             "incident %s chat %s: %s (message %s, version %s)",

@@ -5,20 +5,31 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import TextIO
 
-from bot.app import open_pipeline
+from bot.app import open_delivery, open_pipeline, utc_now
 from bot.channels import ChannelSettings
 from bot.export import find_export_files, load_export, merge_posts
 from bot.group import GroupingSettings
-from bot.models import Post
+from bot.models import Post, Subscriber
 from bot.pipeline import Outcome
+from storage.alerts import SubscriberRepo
 
 BATCH_SIZE = 500  # posts per round of queries; posts keep their order
+PREVIEW_BATCH_SIZE = 50  # with --deliver: posts between two rounds of delivery
 SUMMARY_TEXT_LENGTH = 160
 
-__all__ = ["JsonlWriter", "ReplayResult", "SummaryWriter", "load_posts", "outcome_json", "replay"]
+__all__ = [
+    "DeliveryPreview",
+    "JsonlWriter",
+    "ReplayResult",
+    "SummaryWriter",
+    "load_posts",
+    "outcome_json",
+    "replay",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +51,17 @@ def load_posts(paths: Iterable[str | Path]) -> tuple[list[Path], list[Post], int
     return files, merge_posts(exports), skipped
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryPreview:
+    """Where `replay --deliver` sends the alerts the replayed posts produce."""
+
+    bot_token: str
+    bot_api_url: str
+    chats: tuple[int, ...]
+    zone: tzinfo
+    language: str = "ru"
+
+
 async def replay(
     paths: Sequence[str | Path],
     watch_regions: Sequence[str],
@@ -48,32 +70,53 @@ async def replay(
     *,
     channels: Sequence[ChannelSettings] = (),
     grouping: GroupingSettings | None = None,
+    deliver: DeliveryPreview | None = None,
 ) -> ReplayResult:
     """Run the exports' posts through the pipeline in one transaction (all or nothing).
 
     Every export is read and checked before the database is opened. Each post's outcome
     goes to `sink` in arrival order (posts the database already holds are reported, not
     stored again); none is kept here, so memory stays flat.
+
+    With `deliver`, the chats subscribe to every watched region and receive the alerts,
+    edits and notices as they would have come: posts go in small batches, each committed
+    and delivered before the next (so it is no longer all or nothing).
     """
     files, posts, skipped = load_posts(paths)
-    processed = flagged = 0
-    async with (
-        open_pipeline(database_path, watch_regions, channels=channels, grouping=grouping) as (
-            db,
-            pipeline,
-        ),
-        db.transaction(),
-    ):
-        for start in range(0, len(posts), BATCH_SIZE):
-            batch = posts[start : start + BATCH_SIZE]
-            for outcome in await pipeline.process_many(batch, report_repeats=True):
-                if outcome is None:
-                    continue
-                processed += 1
-                flagged += outcome.flagged
-                if sink is not None:
-                    sink(outcome)
-    return ReplayResult(tuple(files), len(posts), skipped, processed, flagged)
+    counts = [0, 0]  # processed, flagged
+
+    def report(outcomes: Sequence[Outcome | None]) -> None:
+        for outcome in outcomes:
+            if outcome is None:
+                continue
+            counts[0] += 1
+            counts[1] += outcome.flagged
+            if sink is not None:
+                sink(outcome)
+
+    async with open_pipeline(
+        database_path, watch_regions, channels=channels, grouping=grouping
+    ) as (db, pipeline):
+        if deliver is None:
+            async with db.transaction():
+                for start in range(0, len(posts), BATCH_SIZE):
+                    batch = posts[start : start + BATCH_SIZE]
+                    report(await pipeline.process_many(batch, report_repeats=True))
+        else:
+            async with open_delivery(
+                db, deliver.bot_token, deliver.bot_api_url, deliver.zone, edit_spacing=0.0
+            ) as (notifier, deliverer):
+                pipeline.notifier = notifier
+                subscribers = SubscriberRepo(db)
+                async with db.transaction():
+                    for chat in deliver.chats:
+                        subscriber = Subscriber(chat, "private", deliver.language)
+                        await subscribers.save(subscriber, utc_now())
+                for start in range(0, len(posts), PREVIEW_BATCH_SIZE):
+                    batch = posts[start : start + PREVIEW_BATCH_SIZE]
+                    report(await pipeline.process_many(batch, report_repeats=True))
+                    await deliverer.drain()
+    return ReplayResult(tuple(files), len(posts), skipped, counts[0], counts[1])
 
 
 def outcome_json(outcome: Outcome) -> dict[str, object]:

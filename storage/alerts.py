@@ -230,8 +230,13 @@ class OutboxRepo:
         rows = await _fetch(self.db, "SELECT min(next_try) FROM outbox WHERE state = 'pending'")
         return rows[0][0] if rows and rows[0][0] is not None else None
 
-    async def sent(self, row: OutboxRow, message_id: int, version: int, now: float) -> None:
-        """Record a message Telegram accepted (or an edit it made), showing `version`."""
+    async def sent(
+        self, row: OutboxRow, message_id: int, version: int, now: float, next_edit: float
+    ) -> None:
+        """Record a message Telegram accepted (or an edit it made), showing `version`.
+
+        If the incident changed meanwhile, the row stays pending for an edit at `next_edit`.
+        """
         await self.db.conn.execute(
             "UPDATE outbox SET message_id = ?, sent_version = ?, attempts = 0, last_error = NULL,"
             " edited_at = ?, updated_at = ?,"
@@ -245,7 +250,7 @@ class OutboxRepo:
                 int(now),
                 version,
                 version,
-                now + 60,
+                next_edit,
                 row.incident_id,
                 row.chat_id,
                 row.seq,

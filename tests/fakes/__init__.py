@@ -1,0 +1,1 @@
+"""Fakes at the boundary: real servers that stand in for the services skywatch talks to."""

@@ -1,0 +1,290 @@
+"""Delivery through a real HTTP server standing in for the Bot API (tests/fakes/botapi.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from bot.alerts import AlertTexts
+from bot.app import open_delivery, open_pipeline
+from bot.delivery import AlertViews, Deliverer, Notifier, RateLimiter
+from bot.detect import Detector
+from bot.gazetteer import Gazetteer
+from bot.logging_setup import configure_logging
+from bot.models import Post, Subscriber
+from bot.pipeline import Pipeline
+from storage.alerts import OutboxRepo, SubscriberRepo
+from storage.db import Database
+from storage.incidents import IncidentRepo
+from tests.conftest import FakeClock
+from tests.fakes.botapi import FakeBotApi
+
+DATE = datetime(2025, 3, 4, 2, 0, tzinfo=UTC)
+TOKEN = "123456:TEST-token"
+ZONE = ZoneInfo("Europe/Moscow")
+FAST = RateLimiter(global_per_second=200, chat_spacing=0.0, group_spacing=0.0)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeBotApi]:
+    with FakeBotApi(TOKEN, enforce_limits=False) as server:
+        yield server
+
+
+@dataclass
+class Service:
+    """A pipeline that plans alerts, and a deliverer, over one database."""
+
+    db: Database
+    pipeline: Pipeline
+    deliverer: Deliverer
+    subscribers: SubscriberRepo
+    outbox: OutboxRepo
+    texts: AlertTexts
+    views: AlertViews
+
+    async def subscribe(self, chat: int, **settings: object) -> None:
+        async with self.db.transaction():
+            await self.subscribers.save(Subscriber(chat, **settings), DATE)  # type: ignore[arg-type]
+
+    async def post(self, channel: int, id_: int, minutes: float, text: str) -> None:
+        await self.pipeline.process(Post(channel, id_, DATE + timedelta(minutes=minutes), text))
+
+
+@pytest.fixture
+async def service(
+    tmp_path: Path, detector: Detector, clock: FakeClock, api: FakeBotApi
+) -> AsyncIterator[Service]:
+    async with (
+        open_pipeline(tmp_path / "s.db", ["RU-ROS", "RU-KDA"], detector=detector, clock=clock) as (
+            db,
+            pipeline,
+        ),
+        open_delivery(db, TOKEN, api.url, ZONE, clock=clock, limiter=FAST, edit_spacing=0.0) as (
+            notifier,
+            deliverer,
+        ),
+    ):
+        pipeline.notifier = notifier
+        yield Service(
+            db,
+            pipeline,
+            deliverer,
+            notifier.subscribers,
+            notifier.outbox,
+            notifier.texts,
+            notifier.views,
+        )
+
+
+async def current_text(service: Service, incident_id: str, lang: str) -> str:
+    incident = await IncidentRepo(service.db).get(incident_id)
+    assert incident is not None
+    return service.texts.alert(await service.views.view(incident), lang)
+
+
+async def test_one_alert_per_chat_with_exact_content(service: Service, api: FakeBotApi) -> None:
+    await service.subscribe(1, language="ru")
+    await service.subscribe(2, language="en")
+    await service.subscribe(3, regions=("RU-KDA",))  # another region: nothing
+    await service.subscribe(4, muted_until=DATE + timedelta(hours=1))  # muted: nothing
+    await service.post(10, 1, 0, "Взрывы в Таганроге, работает ПВО")
+    await service.deliverer.drain()
+    [incident] = {row.incident_id for row in await service.outbox.rows()}
+    assert [m.text for m in api.messages(1)] == [await current_text(service, incident, "ru")]
+    english = api.messages(2)
+    assert len(english) == 1 and "Taganrog" in english[0].text
+    assert api.messages(1)[0].parse_mode == "HTML"
+    assert api.messages(3) == [] and api.messages(4) == []
+
+
+async def test_alert_is_edited_as_the_incident_grows(service: Service, api: FakeBotApi) -> None:
+    await service.subscribe(1)
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    await service.deliverer.drain()
+    [alert] = api.messages(1)
+    assert "не подтверждено" in alert.text
+    await service.post(11, 1, 5, "В Таганроге слышны взрывы, жители напуганы")
+    await service.deliverer.drain()
+    [alert] = api.messages(1)  # still one message: edited, no ring
+    assert len(alert.edits) == 1 and "каналов: 2, независимых: 2" in alert.text
+    await service.post(12, 1, 9, "Над Таганрогом сбиты беспилотники")  # a new kind: escalation
+    await service.deliverer.drain()
+    alert, notice = api.messages(1)
+    assert notice.reply_to_message_id == alert.message_id
+    assert notice.text.startswith("⚠️ <b>Ростовская область</b>: Новое: беспилотники")
+    assert "Беспилотники" in alert.text or "беспилотники" in alert.text
+    await service.post(10, 2, 30, "Отбой воздушной тревоги в Таганроге")
+    await service.deliverer.drain()
+    assert "Завершено: отбой" in api.messages(1)[0].text
+    assert len(api.messages(1)) == 2  # the closing edit rings nobody
+
+
+async def test_edits_are_coalesced(
+    tmp_path: Path, detector: Detector, clock: FakeClock, api: FakeBotApi
+) -> None:
+    async with (
+        open_pipeline(tmp_path / "s.db", ["RU-ROS"], detector=detector, clock=clock) as (
+            db,
+            pipeline,
+        ),
+        open_delivery(db, TOKEN, api.url, ZONE, clock=clock, limiter=FAST) as (notifier, sender),
+    ):
+        pipeline.notifier = notifier
+        async with db.transaction():
+            await notifier.subscribers.save(Subscriber(1), DATE)
+        await pipeline.process(Post(10, 1, DATE, "Взрывы в Таганроге"))
+        await sender.drain()
+        for n in range(2, 6):
+            await pipeline.process(Post(10 + n, 1, DATE, "Таганрог: снова взрывы"))
+        await sender.drain(timeout=0.5)  # the next edit is a minute away
+        [alert] = api.messages(1)
+        assert alert.edits == []
+        [row] = await notifier.outbox.rows()
+        assert row.state == "pending" and row.next_try >= time.time() + 50
+
+
+async def test_crash_mid_fan_out_sends_each_chat_one_message(
+    service: Service, api: FakeBotApi
+) -> None:
+    chats = list(range(100, 130))
+    for chat in chats:
+        await service.subscribe(chat)
+    service.deliverer.limiter = RateLimiter(global_per_second=50, chat_spacing=0.0)
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    task = asyncio.create_task(service.deliverer.run())
+    while len(api.all_messages()) < 8:
+        await asyncio.sleep(0.005)
+    task.cancel()  # the process dies mid fan-out
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert 8 <= len(api.all_messages()) < len(chats)
+    async with open_delivery(service.db, TOKEN, api.url, ZONE, limiter=FAST) as (_, restarted):
+        await restarted.drain()
+    assert all(len(api.messages(chat)) == 1 for chat in chats)
+
+
+async def test_429_is_obeyed(service: Service, api: FakeBotApi) -> None:
+    await service.subscribe(1)
+    api.fail_next("sendMessage", 1, error_code=429, retry_after=1)
+    started = time.monotonic()
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    await service.deliverer.drain()
+    assert len(api.messages(1)) == 1
+    assert time.monotonic() - started >= 1.0
+    sends = [r for r in api.requests if r.method == "sendMessage"]
+    assert len(sends) == 2 and sends[1].time - sends[0].time >= 1.0
+
+
+async def test_server_errors_are_retried(service: Service, api: FakeBotApi) -> None:
+    await service.subscribe(1)
+    api.fail_next("sendMessage", 1, error_code=502, description="Bad Gateway")
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    await service.deliverer.drain(timeout=10)
+    assert len(api.messages(1)) == 1
+
+
+async def test_blocked_and_missing_chats_are_deactivated(
+    service: Service, api: FakeBotApi
+) -> None:
+    for chat in (1, 2, 3):
+        await service.subscribe(chat)
+    api.block(1, "blocked")
+    api.forget_chat(2)
+    api.add_chat(3)
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    await service.deliverer.drain()
+    assert len(api.messages(3)) == 1
+    for chat, reason in ((1, "blocked"), (2, "chat not found")):
+        subscriber = await service.subscribers.get(chat)
+        assert subscriber is not None and not subscriber.active
+        assert reason in (await service.subscribers.deactivated_reason(chat) or "")
+    states = {row.chat_id: row.state for row in await service.outbox.rows()}
+    assert states == {1: "dropped", 2: "dropped", 3: "sent"}
+
+
+async def test_a_deleted_alert_is_sent_again(service: Service, api: FakeBotApi) -> None:
+    await service.subscribe(1)
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    await service.deliverer.drain()
+    [alert] = api.messages(1)
+    deleted = httpx.post(
+        f"{api.bot_url}/deleteMessage", json={"chat_id": 1, "message_id": alert.message_id}
+    )
+    assert deleted.json()["ok"]
+    await service.post(11, 1, 5, "Таганрог: снова взрывы")
+    await service.deliverer.drain()
+    [fresh] = api.messages(1)
+    assert fresh.message_id != alert.message_id and "каналов: 2" in fresh.text
+
+
+async def test_malformed_request_is_given_up(service: Service, api: FakeBotApi) -> None:
+    await service.subscribe(1)
+    api.fail_next(
+        "sendMessage", 1, error_code=400, description="Bad Request: can't parse entities"
+    )
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    await service.deliverer.drain()
+    [row] = await service.outbox.rows()
+    assert row.state == "failed" and api.messages(1) == []
+
+
+async def test_the_token_never_reaches_a_log_line(
+    service: Service, api: FakeBotApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("DEBUG", "text")
+        await service.subscribe(1)
+        api.fail_next("sendMessage", 1, error_code=500)
+        await service.post(10, 1, 0, "Взрывы в Таганроге")
+        await service.deliverer.drain(timeout=10)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    err = capsys.readouterr().err
+    assert "sendMessage" in err or "sent" in err  # something was logged
+    assert "TEST-token" not in err
+
+
+async def test_limits_are_kept_against_a_strict_server(
+    tmp_path: Path, detector: Detector, clock: FakeClock, gazetteer: Gazetteer
+) -> None:
+    with FakeBotApi(TOKEN, global_per_second=10, chat_per_second=1) as strict:
+        async with (
+            open_pipeline(tmp_path / "s.db", ["RU-ROS"], detector=detector, clock=clock) as (
+                db,
+                pipeline,
+            ),
+            open_delivery(
+                db,
+                TOKEN,
+                strict.url,
+                ZONE,
+                clock=clock,
+                limiter=RateLimiter(global_per_second=9.5),
+                edit_spacing=0.0,
+            ) as (notifier, sender),
+        ):
+            pipeline.notifier = notifier
+            async with db.transaction():
+                for chat in range(1, 21):
+                    await notifier.subscribers.save(Subscriber(chat), DATE)
+            await pipeline.process(Post(10, 1, DATE, "Взрывы в Таганроге"))
+            await sender.drain()
+        assert strict.count_429 == 0
+        assert len(strict.all_messages()) == 20
+
+
+def test_notifier_is_pure_of_transport() -> None:
+    # Planning never talks HTTP: it only needs repositories (STYLE: Telegram at the edge).
+    assert "api" not in Notifier.__init__.__code__.co_varnames
