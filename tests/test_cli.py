@@ -10,6 +10,7 @@ import pytest
 
 from bot.cli import main
 from tests.conftest import DEV
+from tests.fakes.botapi import FakeBotApi
 from tests.test_export import message, write_export
 
 TAGANROG = [
@@ -211,3 +212,20 @@ def test_eval_prints_grouping_and_rejects_bad_incident_lists(
     )
     assert main([*args, "--labels", str(bad)]) == 2
     assert "'incidents' must be a list" in capsys.readouterr().err
+
+
+def test_replay_deliver_previews_alerts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_export(tmp_path / "tg", TAGANROG, id=42)
+    with FakeBotApi("123456:CLI-token", enforce_limits=False) as api:
+        monkeypatch.setenv("BOT_TOKEN", "123456:CLI-token")
+        monkeypatch.setenv("BOT_API_URL", api.url)
+        args = ["replay", str(tmp_path), "--regions", "RU-ROS", "--deliver"]
+        assert main([*args, "--chat", "7", "--chat", "8", "--lang", "en"]) == 0
+        for chat in (7, 8):
+            [alert] = api.messages(chat)
+            assert "Taganrog" in alert.text and "air defence" in alert.text
+    assert "2 flagged" in capsys.readouterr().out
+    assert main(["replay", str(tmp_path), "--regions", "RU-ROS", "--deliver"]) == 2
+    assert "--deliver needs at least one --chat" in capsys.readouterr().err

@@ -54,6 +54,7 @@ def test_every_problem_is_listed(gazetteer: Gazetteer) -> None:
         "CHANNELS": "@okay_1[home=Атлантида], @fine_1[trust=99], not a channel!, @xxxxx[loud]",
         "INCIDENT_QUIET_HOURS": "0",
         "CONTEXT_MINUTES": "ten",
+        "ALERT_TIMEZONE": "Mars/Olympus_Mons",
     }
     with pytest.raises(ConfigError) as caught:
         load_config(env, resolve_region=gazetteer.resolve_region, require_live=True)
@@ -70,13 +71,14 @@ def test_every_problem_is_listed(gazetteer: Gazetteer) -> None:
         "CHANNELS",
         "INCIDENT_QUIET_HOURS",
         "CONTEXT_MINUTES",
+        "ALERT_TIMEZONE",
     ):
         assert name in text
     assert "Атлантида" in text
     assert "@fine_1: trust must be" in text
     assert "cannot read 'not a channel!'" in text
     assert "unknown setting 'loud'" in text
-    assert len(caught.value.problems) == 14
+    assert len(caught.value.problems) == 15
 
 
 def test_grouping_settings_are_read(gazetteer: Gazetteer) -> None:
