@@ -121,10 +121,12 @@ def _cmd_run() -> int:
     config = _config(require_live=True)
     configure_logging(config.log_level, config.log_format)
     sys.stderr.write(
-        "skywatch: configuration is valid, but the live parts (Telethon watcher, alert "
-        "delivery, chat commands) are not built yet.\n"
-        "Until then, try the pipeline on exported history:\n"
+        "skywatch: configuration is valid, but the Telethon watcher and the chat commands "
+        "are not built yet, so the service has nothing to read.\n"
+        "Until then, try the pipeline on exported history, and preview its alerts:\n"
         "  python -m bot replay tests/data/corpus/dev/export --regions RU-KDA,RU-ROS\n"
+        "  python -m bot replay tests/data/corpus/dev/export --regions RU-KDA "
+        "--deliver --chat YOUR_CHAT_ID\n"
     )
     return EXIT_FAILURE
 

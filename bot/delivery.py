@@ -232,9 +232,10 @@ class Notifier:
     async def _update(self, incident: Incident, state: AlertState, now: datetime) -> int:
         """Ask for an edit of an incident's alert, and a notice when it escalates."""
         view = await self.views.view(incident)
+        # Only a live incident rings again: a morning tally of a finished night edits.
         found = (
             escalations(state.kinds, state.counts, state.official, view)
-            if incident.status is not Status.RETRACTED
+            if incident.status is Status.ACTIVE
             else []
         )
         version = state.version + 1
@@ -242,11 +243,13 @@ class Notifier:
         chats = await self.outbox.alert_chats(incident.id)
         if found and chats:
             notices += 1
+            languages = {s.chat_id: s.language for s in await self.subscribers.active()}
+            by_language: dict[str, list[int]] = {}
             for chat in chats:
-                subscriber = await self.subscribers.get(chat)
-                lang = subscriber.language if subscriber else "ru"
+                by_language.setdefault(languages.get(chat, "ru"), []).append(chat)
+            for lang, group in by_language.items():
                 text = self.texts.notice(view, found, lang)
-                await self.outbox.enqueue(incident.id, [chat], notices, version, now, text)
+                await self.outbox.enqueue(incident.id, group, notices, version, now, text)
             log.info(
                 "incident %s escalates (%s): notice %d for %d chat(s)",
                 incident.id,
@@ -343,7 +346,8 @@ class Deliverer:
             if self._inflight:
                 await asyncio.wait(list(self._inflight.values()))
                 continue
-            upcoming = await self.outbox.next_due()
+            async with self.db.reading():
+                upcoming = await self.outbox.next_due()
             if upcoming is None or upcoming > self.clock() + (deadline - time.monotonic()):
                 return
             await asyncio.sleep(max(0.0, upcoming - self.clock()))
@@ -354,7 +358,8 @@ class Deliverer:
         room = IN_FLIGHT - len(self._inflight)
         if room <= 0:
             return 0
-        rows = await self.outbox.due(self.clock(), room + len(self._inflight))
+        async with self.db.reading():
+            rows = await self.outbox.due(self.clock(), room + len(self._inflight))
         scheduled = 0
         for row in rows:
             key = (row.incident_id, row.chat_id, row.seq)
@@ -376,7 +381,8 @@ class Deliverer:
         self._wake.set()
 
     async def _sleep(self) -> None:
-        upcoming = await self.outbox.next_due()
+        async with self.db.reading():
+            upcoming = await self.outbox.next_due()
         timeout = None if upcoming is None else max(0.0, upcoming - self.clock())
         if self._inflight:
             timeout = 1.0 if timeout is None else min(timeout, 1.0)
@@ -386,7 +392,8 @@ class Deliverer:
     async def _subscriber(self, chat_id: int) -> Subscriber | None:
         subscriber = self._chats.get(chat_id)
         if subscriber is None:
-            subscriber = await self.subscribers.get(chat_id)
+            async with self.db.reading():
+                subscriber = await self.subscribers.get(chat_id)
             if subscriber is not None:
                 self._chats[chat_id] = subscriber
         return subscriber
@@ -415,7 +422,8 @@ class Deliverer:
         lang = subscriber.language if subscriber else "ru"
         version = row.version
         if row.seq == 0:
-            view = await self.views.current(row.incident_id, version)
+            async with self.db.reading():
+                view = await self.views.current(row.incident_id, version)
             if view is None:
                 async with self.db.transaction():
                     await self.outbox.fail(row, "incident not found", self.clock())
@@ -425,7 +433,8 @@ class Deliverer:
             text = row.notice or ""
         reply_to = None
         if row.seq > 0:
-            alert = await self._alert_message(row)
+            async with self.db.reading():
+                alert = await self.outbox.alert_message(row.incident_id, row.chat_id)
             if alert is None:  # the alert is not out yet: the notice waits for it
                 async with self.db.transaction():
                     await self.outbox.retry(row, self.clock() + 1.0, "waiting for the alert")
@@ -456,12 +465,6 @@ class Deliverer:
             message_id,
             version,
         )
-
-    async def _alert_message(self, row: OutboxRow) -> int | None:
-        for other in await self.outbox.rows(row.incident_id):
-            if other.chat_id == row.chat_id and other.seq == 0:
-                return other.message_id
-        return None
 
     async def _failed(self, row: OutboxRow, err: BotApiError) -> None:
         """Decide what a failed call means for the message and the chat."""

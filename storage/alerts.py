@@ -194,6 +194,15 @@ class OutboxRepo:
             ],
         )
 
+    async def alert_message(self, incident_id: str, chat_id: int) -> int | None:
+        """Return the Telegram message id of the incident's alert in a chat, once sent."""
+        rows = await _fetch(
+            self.db,
+            "SELECT message_id FROM outbox WHERE incident_id = ? AND chat_id = ? AND seq = 0",
+            (incident_id, chat_id),
+        )
+        return rows[0][0] if rows else None
+
     async def alert_chats(self, incident_id: str) -> list[int]:
         """Return the chats that have (or will have) the incident's alert."""
         rows = await _fetch(

@@ -127,6 +127,12 @@ class Database:
                 self._holder.reset(token)
 
     @asynccontextmanager
+    async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Read outside any other task's transaction (never its uncommitted rows)."""
+        async with self._exclusive():
+            yield self.conn
+
+    @asynccontextmanager
     async def savepoint(self, name: str) -> AsyncIterator[aiosqlite.Connection]:
         """Run a block atomically, inside or outside a transaction (SQLite SAVEPOINT)."""
         async with self._exclusive():
