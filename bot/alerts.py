@@ -119,14 +119,14 @@ class AlertTexts:
     def region_name(self, code: str, lang: str) -> str:
         """Return a region's name in a language, or its code."""
         region = self.gazetteer.regions.get(code)
-        return region.name(lang) if region else code
+        return region.name(lang if lang in LANGUAGES else "ru") if region else code
 
     def place_name(self, ru_name: str, region: str, lang: str) -> str:
         """Return a place's name in a language (the Russian one when no other is known)."""
         place = self._places.get((region, ru_name))
-        if place is None or lang == "ru":
+        if place is None or lang not in LANGUAGES or lang == "ru":
             return ru_name
-        return getattr(place, lang) or ru_name
+        return str(getattr(place, lang) or ru_name)
 
     def what(self, view: AlertView, lang: str, kinds: Sequence[str] | None = None) -> str:
         """Return the kinds reported, with the largest counts: «взрывы (до 8), беспилотники»."""

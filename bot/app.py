@@ -96,12 +96,11 @@ async def open_delivery(
             views,
             texts,
             limiter=limiter,
-            wall_clock=clock,
             edit_spacing=edit_spacing,
         )
         notifier = Notifier(
-            SubscriberRepo(db),
-            OutboxRepo(db),
+            deliverer.subscribers,
+            deliverer.outbox,
             views,
             texts,
             clock,

@@ -8,6 +8,7 @@ Every failure is a BotApiError; the delivery loop decides by type::
     ├── ChatUnavailable     403 (blocked, kicked, deactivated), 400 chat not found
     ├── MessageNotModified  400 "message is not modified": the edit is already there
     ├── MessageGone         400 "message to edit not found": send a fresh message
+    ├── Unauthorized        401, 404: a revoked token or a wrong BOT_API_URL; nothing can go
     └── BadRequest          any other 4xx: the request itself is wrong; never retried
 
 The token is part of every URL. It is kept out of this module's log lines, and
@@ -34,6 +35,7 @@ __all__ = [
     "RetryAfter",
     "SentMessage",
     "TransientError",
+    "Unauthorized",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,10 @@ class MessageNotModified(BotApiError):
 
 class MessageGone(BotApiError):
     """The message to edit no longer exists."""
+
+
+class Unauthorized(BotApiError):
+    """The Bot API refuses the token (401) or the URL is not a Bot API (404)."""
 
 
 class BadRequest(BotApiError):
@@ -192,6 +198,8 @@ def _error(method: str, status: int, body: Mapping[str, Any]) -> BotApiError:
         return RetryAfter(method, description, retry_after)
     if code >= 500:
         return TransientError(method, description, code)
+    if code in (401, 404):
+        return Unauthorized(method, description, code)
     if code == 403 or (code == 400 and any(reason in lowered for reason in CHAT_GONE)):
         return ChatUnavailable(method, description, code)
     if "message is not modified" in lowered:

@@ -155,7 +155,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         if problems:
             raise ConfigError(problems)
         deliver = DeliveryPreview(
-            config.bot_token.value,
+            config.bot_token,
             config.bot_api_url,
             tuple(dict.fromkeys(args.chat)),
             config.alert_zone,

@@ -35,9 +35,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 
-from bot.alerts import AlertTexts, AlertView, escalations
+from bot.alerts import LANGUAGES, AlertTexts, AlertView, escalations
 from bot.botapi import (
-    BadRequest,
     BotApi,
     BotApiError,
     ChatUnavailable,
@@ -45,6 +44,7 @@ from bot.botapi import (
     MessageNotModified,
     RetryAfter,
     TransientError,
+    Unauthorized,
 )
 from bot.incident import Incident, Status
 from bot.models import Subscriber
@@ -57,7 +57,7 @@ __all__ = ["EDIT_SPACING", "AlertViews", "Deliverer", "Notifier", "RateLimiter"]
 log = logging.getLogger(__name__)
 
 EDIT_SPACING = 60.0  # seconds between two edits of one message
-MAX_ATTEMPTS = 8  # tries of one message before it is given up
+MAX_ATTEMPTS = 8  # tries after an unexpected error before a message is given up
 BACKOFF_BASE = 2.0  # seconds, doubled at each try, with ±50% jitter
 BACKOFF_MAX = 300.0
 GLOBAL_PER_SECOND = 29.0  # Telegram allows 30; a little under keeps clear of its windows
@@ -66,6 +66,13 @@ GROUP_SPACING = 3.05  # seconds between messages to one group (Telegram: 20 a mi
 IN_FLIGHT = 32  # messages scheduled at once: about a second of sending
 WINDOW = 1.0  # seconds: Telegram counts requests a second (29 of 30 leave room for jitter)
 MAX_TRACKED_CHATS = 100_000
+LEASE = 300.0  # seconds a claimed message is this loop's; then it is due again
+LOOP_TICK = 0.05  # shortest sleep of the loop when something is due
+LOOP_RETRY = 5.0  # seconds before the loop tries again after an unexpected error
+SUBSCRIBER_TTL = 30.0  # seconds a chat's settings are trusted without reading them again
+UNAUTHORIZED_PAUSE = 60.0
+
+RowKey = tuple[str, int, int]  # (incident, chat, seq)
 FACTS_LIMIT = 50  # reports read for an alert's places, links and excerpt
 
 
@@ -231,6 +238,10 @@ class Notifier:
 
     async def _update(self, incident: Incident, state: AlertState, now: datetime) -> int:
         """Ask for an edit of an incident's alert, and a notice when it escalates."""
+        version = state.version + 1
+        if incident.status is Status.RETRACTED:
+            # Never ring for something withdrawn: unsent messages go; sent ones are edited.
+            await self.outbox.drop_unsent(incident.id, "incident retracted", now)
         view = await self.views.view(incident)
         # Only a live incident rings again: a morning tally of a finished night edits.
         found = (
@@ -238,38 +249,43 @@ class Notifier:
             if incident.status is Status.ACTIVE
             else []
         )
-        version = state.version + 1
-        notices = state.notices
-        chats = await self.outbox.alert_chats(incident.id)
-        if found and chats:
-            notices += 1
-            languages = {s.chat_id: s.language for s in await self.subscribers.active()}
+        rung = state
+        chats: list[int] = []
+        if found:
+            subscribers = {s.chat_id: s for s in await self.subscribers.active()}
+            chats = [
+                chat
+                for chat in await self.outbox.alert_chats(incident.id)
+                if chat in subscribers and subscribers[chat].wants(incident.region, now)
+            ]
             by_language: dict[str, list[int]] = {}
             for chat in chats:
-                by_language.setdefault(languages.get(chat, "ru"), []).append(chat)
+                by_language.setdefault(subscribers[chat].language, []).append(chat)
+            notice = state.notices + 1
             for lang, group in by_language.items():
                 text = self.texts.notice(view, found, lang)
-                await self.outbox.enqueue(incident.id, group, notices, version, now, text)
+                await self.outbox.enqueue(incident.id, group, notice, version, now, text)
+            # What rang is the baseline of the next escalation (silent edits are not).
+            rung = replace(
+                state,
+                kinds=tuple(dict.fromkeys((*state.kinds, *incident.kinds))),
+                counts={
+                    kind: max(state.counts.get(kind, 0), incident.counts.get(kind, 0))
+                    for kind in {*state.counts, *incident.counts}
+                },
+                official=state.official or incident.official,
+                notices=notice,
+            )
             log.info(
                 "incident %s escalates (%s): notice %d for %d chat(s)",
                 incident.id,
                 ", ".join(e.reason for e in found),
-                notices,
+                notice,
                 len(chats),
             )
         await self.outbox.bump(incident.id, version, now, self.edit_spacing)
-        await self.outbox.save_state(
-            replace(
-                state,
-                kinds=tuple(dict.fromkeys((*state.kinds, *incident.kinds))),
-                counts={**state.counts, **incident.counts},
-                official=state.official or incident.official,
-                version=version,
-                notices=notices,
-            ),
-            now,
-        )
-        return len(chats)
+        await self.outbox.save_state(replace(rung, version=version), now)
+        return len(chats) + 1
 
 
 class Deliverer:
@@ -286,11 +302,9 @@ class Deliverer:
         *,
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
-        wall_clock: Callable[[], datetime] | None = None,
         edit_spacing: float = EDIT_SPACING,
     ) -> None:
         self.api = api
-        self.edit_spacing = edit_spacing
         self.db = db
         self.outbox = outbox
         self.subscribers = subscribers
@@ -298,17 +312,64 @@ class Deliverer:
         self.texts = texts
         self.limiter = limiter or RateLimiter()
         self.clock = clock
-        self.wall_clock = wall_clock
+        self.edit_spacing = edit_spacing
         self._wake = asyncio.Event()
-        self._inflight: dict[tuple[str, int, int], asyncio.Task[None]] = {}
-        self._sending: set[tuple[str, int, int]] = set()  # past their slot: the call is made
-        self._chats: dict[int, Subscriber] = {}
-        self.sent = 0  # messages and edits Telegram accepted since start
+        self._inflight: dict[RowKey, tuple[OutboxRow, asyncio.Task[None]]] = {}
+        self._sending: set[RowKey] = set()  # past their slot: the call is made
+        self._chats: dict[int, tuple[float, Subscriber | None]] = {}  # chat → (loaded, it)
         self._warm = False
 
     def wake(self) -> None:
         """Look for due messages now (called when new ones are planned)."""
         self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled; messages in flight are finished or left in the outbox."""
+        await self._warm_up()
+        try:
+            while True:
+                try:
+                    await self.dispatch()
+                    await self._sleep()
+                except Exception:
+                    # The loop's boundary: a database hiccup must not end delivery.
+                    log.exception("delivery loop failed; trying again shortly")
+                    await asyncio.sleep(LOOP_RETRY)
+        finally:
+            await self._stop()
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Deliver until nothing is due or in flight (replay previews, tests)."""
+        await self._warm_up()
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                await self.dispatch()
+                if self._inflight:
+                    await asyncio.wait([task for _, task in self._inflight.values()])
+                    continue
+                async with self.db.reading():
+                    upcoming = await self.outbox.next_due()
+                if upcoming is None or upcoming > self.clock() + (deadline - time.monotonic()):
+                    return
+                await asyncio.sleep(max(0.0, upcoming - self.clock()))
+        finally:
+            await self._stop()
+
+    async def _stop(self) -> None:
+        """Finish requests already made; hand back claims still waiting for their slot."""
+        waiting = [row for key, (row, _) in self._inflight.items() if key not in self._sending]
+        for key, (_, task) in self._inflight.items():
+            if key not in self._sending:
+                task.cancel()
+        await asyncio.gather(
+            *(task for _, task in self._inflight.values()), return_exceptions=True
+        )
+        if waiting:
+            with suppress(Exception):  # the loop stops anyway; the claims then run out
+                async with self.db.transaction():
+                    for row in waiting:
+                        await self.outbox.retry(row, self.clock(), "stopped", counts=False)
 
     async def _warm_up(self) -> None:
         """Open the connection with a getMe before the first message.
@@ -319,127 +380,106 @@ class Deliverer:
         if self._warm:
             return
         self._warm = True
-        with suppress(TransientError, RetryAfter):
+        with suppress(BotApiError):
             await self.api.call("getMe", {})
 
-    async def run(self) -> None:
-        """Deliver until cancelled; messages in flight are finished or left in the outbox."""
-        await self._warm_up()
-        try:
-            while True:
-                await self.dispatch()
-                await self._sleep()
-        finally:
-            # Messages waiting for their slot stay in the outbox; requests already made
-            # are finished and recorded, so a stop never leaves an answer unrecorded.
-            for key, task in self._inflight.items():
-                if key not in self._sending:
-                    task.cancel()
-            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
-
-    async def drain(self, timeout: float = 60.0) -> None:
-        """Deliver until nothing is due or in flight (replay previews, tests)."""
-        await self._warm_up()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            await self.dispatch()
-            if self._inflight:
-                await asyncio.wait(list(self._inflight.values()))
-                continue
-            async with self.db.reading():
-                upcoming = await self.outbox.next_due()
-            if upcoming is None or upcoming > self.clock() + (deadline - time.monotonic()):
-                return
-            await asyncio.sleep(max(0.0, upcoming - self.clock()))
-
     async def dispatch(self) -> int:
-        """Schedule due messages up to IN_FLIGHT at once; return how many were scheduled."""
+        """Claim due messages up to IN_FLIGHT at once and schedule them; return how many."""
         self._wake.clear()
         room = IN_FLIGHT - len(self._inflight)
         if room <= 0:
             return 0
-        async with self.db.reading():
-            rows = await self.outbox.due(self.clock(), room + len(self._inflight))
-        scheduled = 0
+        async with self.db.transaction():
+            rows = await self.outbox.claim(self.clock(), room, LEASE)
         for row in rows:
             key = (row.incident_id, row.chat_id, row.seq)
-            if key in self._inflight:
-                continue
             subscriber = await self._subscriber(row.chat_id)
-            group = subscriber is not None and subscriber.kind in ("group", "supergroup")
-            delay = self.limiter.reserve(row.chat_id, group)
+            delay = self.limiter.reserve(row.chat_id, _is_group(subscriber))
             task = asyncio.create_task(self._deliver(row, delay, subscriber))
-            self._inflight[key] = task
+            self._inflight[key] = (row, task)
             task.add_done_callback(partial(self._done, key))
-            scheduled += 1
-            if scheduled >= room:
-                break
-        return scheduled
+        return len(rows)
 
-    def _done(self, key: tuple[str, int, int], _: asyncio.Task[None]) -> None:
+    def _done(self, key: RowKey, _: asyncio.Task[None]) -> None:
+        """Forget a finished message and look for more."""
         self._inflight.pop(key, None)
         self._wake.set()
 
     async def _sleep(self) -> None:
+        """Wait for new messages, the next due one, or a finished one."""
         async with self.db.reading():
             upcoming = await self.outbox.next_due()
-        timeout = None if upcoming is None else max(0.0, upcoming - self.clock())
-        if self._inflight:
-            timeout = 1.0 if timeout is None else min(timeout, 1.0)
+        timeout = None if upcoming is None else max(LOOP_TICK, upcoming - self.clock())
         with suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _subscriber(self, chat_id: int) -> Subscriber | None:
-        subscriber = self._chats.get(chat_id)
-        if subscriber is None:
-            async with self.db.reading():
-                subscriber = await self.subscribers.get(chat_id)
-            if subscriber is not None:
-                self._chats[chat_id] = subscriber
+        """Return a chat's settings, read again when older than SUBSCRIBER_TTL."""
+        loaded = self._chats.get(chat_id)
+        now = time.monotonic()
+        if loaded is not None and now - loaded[0] < SUBSCRIBER_TTL:
+            return loaded[1]
+        async with self.db.reading():
+            subscriber = await self.subscribers.get(chat_id)
+        if len(self._chats) > MAX_TRACKED_CHATS:
+            self._chats.clear()
+        self._chats[chat_id] = (now, subscriber)
         return subscriber
 
     async def _deliver(self, row: OutboxRow, delay: float, subscriber: Subscriber | None) -> None:
-        """Send or edit one message, then record what Telegram said."""
+        """Wait for the message's slot, send or edit it, then record what Telegram said."""
         if delay > 0:
             await asyncio.sleep(delay)
-        group = subscriber is not None and subscriber.kind in ("group", "supergroup")
-        await self.limiter.admit(row.chat_id, group)
         key = (row.incident_id, row.chat_id, row.seq)
-        self._sending.add(key)
         try:
-            await self._attempt(row, subscriber)
+            reply_to = await self._notice_ready(row) if row.seq > 0 else None
+            if row.seq > 0 and reply_to is None:
+                return
+            await self.limiter.admit(row.chat_id, _is_group(subscriber))
+            self._sending.add(key)
+            await self._attempt(row, subscriber, reply_to)
         except Exception:
             # The delivery boundary: one message's failure never stops the loop.
             log.exception(
                 "incident %s chat %s: delivery failed unexpectedly", row.incident_id, row.chat_id
             )
             async with self.db.transaction():
-                await self.outbox.retry(row, self.clock() + BACKOFF_MAX, "unexpected error")
+                if row.attempts + 1 >= MAX_ATTEMPTS:
+                    await self.outbox.fail(row, "unexpected error", self.clock())
+                else:
+                    await self.outbox.retry(row, self.clock() + BACKOFF_MAX, "unexpected error")
         finally:
             self._sending.discard(key)
 
-    async def _attempt(self, row: OutboxRow, subscriber: Subscriber | None) -> None:
-        lang = subscriber.language if subscriber else "ru"
-        version = row.version
+    async def _notice_ready(self, row: OutboxRow) -> int | None:
+        """Return the alert message a notice replies to; None (handled) if it cannot go yet."""
+        async with self.db.reading():
+            alert = await self.outbox.alert_row(row.incident_id, row.chat_id)
+        async with self.db.transaction():
+            if alert is None or alert[0] in ("failed", "dropped"):
+                await self.outbox.drop(row, "the alert was not delivered", self.clock())
+                return None
+            if alert[1] is None:  # the alert is not out yet: the notice waits, uncounted
+                await self.outbox.retry(
+                    row, self.clock() + 1.0, "waiting for the alert", counts=False
+                )
+                return None
+        return alert[1]
+
+    async def _attempt(
+        self, row: OutboxRow, subscriber: Subscriber | None, reply_to: int | None
+    ) -> None:
+        """Make the one call for a message and record its outcome."""
         if row.seq == 0:
             async with self.db.reading():
-                view = await self.views.current(row.incident_id, version)
+                view = await self.views.current(row.incident_id, row.version)
             if view is None:
                 async with self.db.transaction():
                     await self.outbox.fail(row, "incident not found", self.clock())
                 return
-            text = self.texts.alert(view, lang)
+            text = self.texts.alert(view, _language(subscriber))
         else:
             text = row.notice or ""
-        reply_to = None
-        if row.seq > 0:
-            async with self.db.reading():
-                alert = await self.outbox.alert_message(row.incident_id, row.chat_id)
-            if alert is None:  # the alert is not out yet: the notice waits for it
-                async with self.db.transaction():
-                    await self.outbox.retry(row, self.clock() + 1.0, "waiting for the alert")
-                return
-            reply_to = alert
         try:
             if row.is_new:
                 sent = await self.api.send_message(row.chat_id, text, reply_to=reply_to)
@@ -455,40 +495,54 @@ class Deliverer:
             return
         async with self.db.transaction():
             now = self.clock()
-            await self.outbox.sent(row, message_id, version, now, now + self.edit_spacing)
-        self.sent += 1
+            await self.outbox.sent(row, message_id, row.version, now, now + self.edit_spacing)
         log.info(
             "incident %s chat %s: %s (message %s, version %s)",
             row.incident_id,
             row.chat_id,
             "sent" if row.is_new else "edited",
             message_id,
-            version,
+            row.version,
         )
 
     async def _failed(self, row: OutboxRow, err: BotApiError) -> None:
         """Decide what a failed call means for the message and the chat."""
         now = self.clock()
-        ids = (row.incident_id, row.chat_id, err)
+        where = (row.incident_id, row.chat_id)
         async with self.db.transaction():
             if isinstance(err, RetryAfter):
                 self.limiter.pause(err.retry_after)
                 await self.outbox.retry(row, now + err.retry_after, str(err))
-                log.warning("incident %s chat %s: rate limited: %s", *ids)
+                log.warning("incident %s chat %s: rate limited: %s", *where, err)
+            elif isinstance(err, Unauthorized):
+                # A revoked token or a wrong BOT_API_URL: nothing can go; keep everything.
+                self.limiter.pause(UNAUTHORIZED_PAUSE)
+                await self.outbox.retry(row, now + UNAUTHORIZED_PAUSE, str(err), counts=False)
+                log.error("incident %s chat %s: the Bot API refuses us: %s", *where, err)
             elif isinstance(err, MessageGone):
                 await self.outbox.retry(row, now, str(err), lost=True)
-                log.warning("incident %s chat %s: message gone, sending anew: %s", *ids)
+                log.warning("incident %s chat %s: message gone, sending anew: %s", *where, err)
             elif isinstance(err, ChatUnavailable):
-                stamp = self.wall_clock() if self.wall_clock else datetime.fromtimestamp(now, UTC)
+                stamp = datetime.fromtimestamp(now, UTC)
                 await self.subscribers.deactivate(row.chat_id, err.description, stamp)
                 await self.outbox.drop_chat(row.chat_id, err.description, now)
                 self._chats.pop(row.chat_id, None)
-                log.warning("incident %s chat %s: subscriber deactivated: %s", *ids)
-            elif isinstance(err, TransientError) and row.attempts + 1 < MAX_ATTEMPTS:
-                backoff = min(BACKOFF_MAX, BACKOFF_BASE * 2**row.attempts)
+                log.warning("incident %s chat %s: subscriber deactivated: %s", *where, err)
+            elif isinstance(err, TransientError):
+                # No limit on tries: an outage of any length loses no alert.
+                backoff = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(row.attempts, 16))
                 await self.outbox.retry(row, now + backoff * random.uniform(0.5, 1.5), str(err))
-                log.warning("incident %s chat %s: will retry: %s", *ids)
+                log.warning("incident %s chat %s: will retry: %s", *where, err)
             else:
                 await self.outbox.fail(row, str(err), now)
-                level = logging.ERROR if isinstance(err, BadRequest | TransientError) else 30
-                log.log(level, "incident %s chat %s: given up: %s", *ids)
+                log.error("incident %s chat %s: given up: %s", *where, err)
+
+
+def _is_group(subscriber: Subscriber | None) -> bool:
+    """Return True for chats under the per-minute group limit (groups and channels)."""
+    return subscriber is not None and subscriber.kind in ("group", "supergroup", "channel")
+
+
+def _language(subscriber: Subscriber | None) -> str:
+    """Return a subscriber's language (Russian when unknown)."""
+    return subscriber.language if subscriber and subscriber.language in LANGUAGES else "ru"

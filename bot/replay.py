@@ -11,6 +11,7 @@ from typing import TextIO
 
 from bot.app import open_delivery, open_pipeline, utc_now
 from bot.channels import ChannelSettings
+from bot.config import Secret
 from bot.export import find_export_files, load_export, merge_posts
 from bot.group import GroupingSettings
 from bot.models import Post, Subscriber
@@ -55,7 +56,7 @@ def load_posts(paths: Iterable[str | Path]) -> tuple[list[Path], list[Post], int
 class DeliveryPreview:
     """Where `replay --deliver` sends the alerts the replayed posts produce."""
 
-    bot_token: str
+    bot_token: Secret
     bot_api_url: str
     chats: tuple[int, ...]
     zone: tzinfo
@@ -104,13 +105,14 @@ async def replay(
                     report(await pipeline.process_many(batch, report_repeats=True))
         else:
             async with open_delivery(
-                db, deliver.bot_token, deliver.bot_api_url, deliver.zone, edit_spacing=0.0
+                db, deliver.bot_token.value, deliver.bot_api_url, deliver.zone, edit_spacing=0.0
             ) as (notifier, deliverer):
                 pipeline.notifier = notifier
                 subscribers = SubscriberRepo(db)
                 async with db.transaction():
                     for chat in deliver.chats:
-                        subscriber = Subscriber(chat, "private", deliver.language)
+                        kind = "private" if chat > 0 else "group"  # groups have negative ids
+                        subscriber = Subscriber(chat, kind, deliver.language)
                         await subscribers.save(subscriber, utc_now())
                 for start in range(0, len(posts), PREVIEW_BATCH_SIZE):
                     batch = posts[start : start + PREVIEW_BATCH_SIZE]

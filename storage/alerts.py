@@ -194,21 +194,13 @@ class OutboxRepo:
             ],
         )
 
-    async def alert_message(self, incident_id: str, chat_id: int) -> int | None:
-        """Return the Telegram message id of the incident's alert in a chat, once sent."""
-        rows = await _fetch(
-            self.db,
-            "SELECT message_id FROM outbox WHERE incident_id = ? AND chat_id = ? AND seq = 0",
-            (incident_id, chat_id),
-        )
-        return rows[0][0] if rows else None
-
     async def alert_chats(self, incident_id: str) -> list[int]:
-        """Return the chats that have (or will have) the incident's alert."""
+        """Return the chats whose alert of the incident is out (and not given up)."""
         rows = await _fetch(
             self.db,
             "SELECT chat_id FROM outbox WHERE incident_id = ? AND seq = 0"
-            " AND state IN ('pending', 'sent') ORDER BY chat_id",
+            " AND message_id IS NOT NULL AND state IN ('pending', 'sending', 'sent')"
+            " ORDER BY chat_id",
             (incident_id,),
         )
         return [row[0] for row in rows]
@@ -217,26 +209,60 @@ class OutboxRepo:
         """Ask for the alert to show `version`: an edit no sooner than `spacing` after the last."""
         stamp = now.timestamp()
         await self.db.conn.execute(
-            "UPDATE outbox SET version = ?, state = 'pending', updated_at = ?,"
+            "UPDATE outbox SET version = ?, updated_at = ?,"
+            " state = CASE WHEN state = 'sending' THEN 'sending' ELSE 'pending' END,"
             " next_try = max(?, coalesce(edited_at + ?, 0), next_try * (state = 'pending'))"
-            " WHERE incident_id = ? AND seq = 0 AND state IN ('pending', 'sent')",
+            " WHERE incident_id = ? AND seq = 0 AND state IN ('pending', 'sending', 'sent')",
             (version, int(stamp), stamp, spacing, incident_id),
         )
 
-    async def due(self, now: float, limit: int) -> list[OutboxRow]:
-        """Return pending messages whose time has come: new alerts, then notices, then edits."""
+    async def drop_unsent(self, incident_id: str, reason: str, now: datetime) -> None:
+        """Drop an incident's messages not sent yet (it was retracted before they went)."""
+        await self.db.conn.execute(
+            "UPDATE outbox SET state = 'dropped', last_error = ?, updated_at = ?"
+            " WHERE incident_id = ? AND state = 'pending' AND message_id IS NULL",
+            (reason, _ts(now), incident_id),
+        )
+
+    async def claim(self, now: float, limit: int, lease: float) -> list[OutboxRow]:
+        """Claim due messages for `lease` seconds: new alerts, then notices, then edits.
+
+        A claimed row is this loop's alone; one whose lease ran out (its loop died mid-call)
+        is due again.
+        """
         rows = await _fetch(
             self.db,
-            f"SELECT {_ROW_COLUMNS} FROM outbox WHERE state = 'pending' AND next_try <= ?"
+            f"SELECT {_ROW_COLUMNS} FROM outbox WHERE (state = 'pending' AND next_try <= ?)"
+            " OR (state = 'sending' AND lease_until <= ?)"
             " ORDER BY (message_id IS NOT NULL) + (seq > 0) * 0.5, next_try, incident_id,"
             " chat_id, seq LIMIT ?",
-            (now, limit),
+            (now, now, limit),
         )
-        return [_row(row) for row in rows]
+        claimed = [_row(row) for row in rows]
+        await self.db.conn.executemany(
+            "UPDATE outbox SET state = 'sending', lease_until = ?"
+            " WHERE incident_id = ? AND chat_id = ? AND seq = ?",
+            [(now + lease, r.incident_id, r.chat_id, r.seq) for r in claimed],
+        )
+        return claimed
+
+    async def alert_row(self, incident_id: str, chat_id: int) -> tuple[str, int | None] | None:
+        """Return the state and message id of an incident's alert in a chat, or None."""
+        rows = await _fetch(
+            self.db,
+            "SELECT state, message_id FROM outbox WHERE incident_id = ? AND chat_id = ?"
+            " AND seq = 0",
+            (incident_id, chat_id),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
 
     async def next_due(self) -> float | None:
-        """Return when the next pending message is due, or None."""
-        rows = await _fetch(self.db, "SELECT min(next_try) FROM outbox WHERE state = 'pending'")
+        """Return when the next message is due (or a claim runs out), or None."""
+        rows = await _fetch(
+            self.db,
+            "SELECT min(at) FROM (SELECT min(next_try) AS at FROM outbox WHERE state = 'pending'"
+            " UNION ALL SELECT min(lease_until) FROM outbox WHERE state = 'sending')",
+        )
         return rows[0][0] if rows and rows[0][0] is not None else None
 
     async def sent(
@@ -248,10 +274,10 @@ class OutboxRepo:
         """
         await self.db.conn.execute(
             "UPDATE outbox SET message_id = ?, sent_version = ?, attempts = 0, last_error = NULL,"
-            " edited_at = ?, updated_at = ?,"
+            " edited_at = ?, updated_at = ?, lease_until = NULL,"
             " state = CASE WHEN version > ? THEN 'pending' ELSE 'sent' END,"
             " next_try = CASE WHEN version > ? THEN ? ELSE next_try END"
-            " WHERE incident_id = ? AND chat_id = ? AND seq = ?",
+            " WHERE incident_id = ? AND chat_id = ? AND seq = ? AND state != 'dropped'",
             (
                 message_id,
                 version,
@@ -266,28 +292,44 @@ class OutboxRepo:
             ),
         )
 
-    async def retry(self, row: OutboxRow, at: float, error: str, *, lost: bool = False) -> None:
-        """Try a message again at `at`; `lost`: the message to edit is gone, send it anew."""
+    async def retry(
+        self, row: OutboxRow, at: float, error: str, *, lost: bool = False, counts: bool = True
+    ) -> None:
+        """Try a message again at `at`.
+
+        `lost`: the message to edit is gone, send it anew; `counts`: the try counts as an
+        attempt (waiting for something else does not).
+        """
         await self.db.conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_try = ?, last_error = ?,"
-            " updated_at = ?, message_id = CASE WHEN ? THEN NULL ELSE message_id END"
+            "UPDATE outbox SET attempts = attempts + ?, next_try = ?, last_error = ?,"
+            " updated_at = ?, lease_until = NULL,"
+            " state = CASE WHEN state = 'sending' THEN 'pending' ELSE state END,"
+            " message_id = CASE WHEN ? THEN NULL ELSE message_id END"
             " WHERE incident_id = ? AND chat_id = ? AND seq = ?",
-            (at, error, int(at), lost, row.incident_id, row.chat_id, row.seq),
+            (int(counts), at, error, int(at), lost, row.incident_id, row.chat_id, row.seq),
+        )
+
+    async def drop(self, row: OutboxRow, error: str, now: float) -> None:
+        """Drop one message (a notice whose alert was given up)."""
+        await self.db.conn.execute(
+            "UPDATE outbox SET state = 'dropped', last_error = ?, updated_at = ?,"
+            " lease_until = NULL WHERE incident_id = ? AND chat_id = ? AND seq = ?",
+            (error, int(now), row.incident_id, row.chat_id, row.seq),
         )
 
     async def fail(self, row: OutboxRow, error: str, now: float) -> None:
         """Give a message up (the request itself is wrong, or tries ran out)."""
         await self.db.conn.execute(
-            "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ?"
-            " WHERE incident_id = ? AND chat_id = ? AND seq = ?",
+            "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ?,"
+            " lease_until = NULL WHERE incident_id = ? AND chat_id = ? AND seq = ?",
             (error, int(now), row.incident_id, row.chat_id, row.seq),
         )
 
     async def drop_chat(self, chat_id: int, error: str, now: float) -> None:
         """Drop every pending message to a chat that cannot receive them."""
         await self.db.conn.execute(
-            "UPDATE outbox SET state = 'dropped', last_error = ?, updated_at = ?"
-            " WHERE chat_id = ? AND state = 'pending'",
+            "UPDATE outbox SET state = 'dropped', last_error = ?, updated_at = ?,"
+            " lease_until = NULL WHERE chat_id = ? AND state IN ('pending', 'sending')",
             (error, int(now), chat_id),
         )
 
@@ -300,8 +342,3 @@ class OutboxRepo:
             params,
         )
         return [_row(row) for row in rows]
-
-    async def pending_count(self) -> int:
-        """Return how many messages wait to be sent or edited."""
-        rows = await _fetch(self.db, "SELECT count(*) FROM outbox WHERE state = 'pending'")
-        return int(rows[0][0]) if rows else 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import re
 import sqlite3
@@ -49,9 +48,7 @@ class Database:
         # transaction must never take in another task's statements. The task holding the
         # lock may nest savepoints inside its own transaction.
         self._lock = asyncio.Lock()
-        self._holder: contextvars.ContextVar[bool] = contextvars.ContextVar(
-            f"db_holder_{id(self)}", default=False
-        )
+        self._owner: asyncio.Task[object] | None = None
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -116,15 +113,16 @@ class Database:
     @asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
         """Hold the connection for this task (re-entrant within the task)."""
-        if self._holder.get():
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
             yield
             return
         async with self._lock:
-            token = self._holder.set(True)
+            self._owner = task
             try:
                 yield
             finally:
-                self._holder.reset(token)
+                self._owner = None
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[aiosqlite.Connection]:

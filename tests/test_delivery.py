@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +16,7 @@ import pytest
 
 from bot.alerts import AlertTexts
 from bot.app import open_delivery, open_pipeline
-from bot.delivery import AlertViews, Deliverer, Notifier, RateLimiter
+from bot.delivery import AlertViews, Deliverer, RateLimiter
 from bot.detect import Detector
 from bot.gazetteer import Gazetteer
 from bot.logging_setup import configure_logging
@@ -285,6 +285,78 @@ async def test_limits_are_kept_against_a_strict_server(
         assert len(strict.all_messages()) == 20
 
 
-def test_notifier_is_pure_of_transport() -> None:
-    # Planning never talks HTTP: it only needs repositories (STYLE: Telegram at the edge).
-    assert "api" not in Notifier.__init__.__code__.co_varnames
+async def test_two_delivery_loops_never_send_a_message_twice(
+    service: Service, api: FakeBotApi
+) -> None:
+    for chat in range(1, 11):
+        await service.subscribe(chat)
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    async with open_delivery(service.db, TOKEN, api.url, ZONE, limiter=FAST) as (_, other):
+        await asyncio.gather(service.deliverer.drain(), other.drain())
+    assert all(len(api.messages(chat)) == 1 for chat in range(1, 11))
+
+
+async def test_retracted_before_sending_rings_nobody(service: Service, api: FakeBotApi) -> None:
+    await service.subscribe(1)
+    post = Post(10, 1, DATE, "Взрывы в Таганроге")
+    await service.pipeline.process(post)
+    edit = replace(post, text="Таганрог: учения", edit_date=DATE + timedelta(minutes=1))
+    await service.pipeline.process(edit)  # retracted before the loop ran
+    await service.deliverer.drain()
+    assert api.messages(1) == []
+    assert {row.state for row in await service.outbox.rows()} == {"dropped"}
+
+
+async def test_notices_respect_mute_and_a_withdrawn_alert(
+    service: Service, api: FakeBotApi
+) -> None:
+    await service.subscribe(1)
+    await service.subscribe(2)
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    await service.deliverer.drain()
+    await service.subscribe(2, muted_until=DATE + timedelta(days=1))
+    await service.post(11, 1, 5, "Над Таганрогом сбиты беспилотники")  # escalation
+    await service.deliverer.drain()
+    assert len(api.messages(1)) == 2  # alert and notice
+    assert len(api.messages(2)) == 1  # muted: the alert is edited, nothing rings
+
+
+async def test_counts_ring_when_doubled_since_the_last_ring(
+    service: Service, api: FakeBotApi
+) -> None:
+    await service.subscribe(1)
+    await service.post(10, 1, 0, "Над Таганрогом сбиты 4 беспилотника")
+    await service.deliverer.drain()
+    await service.post(11, 1, 1, "Над Таганрогом сбиты 7 беспилотников")  # silent
+    await service.deliverer.drain()
+    assert len(api.messages(1)) == 1
+    await service.post(12, 1, 2, "Над Таганрогом сбиты 9 беспилотников")  # 9 ≥ 2 × 4
+    await service.deliverer.drain()
+    notices = api.messages(1)[1:]
+    assert len(notices) == 1 and "до 9" in notices[0].text
+
+
+async def test_an_outage_loses_nothing(service: Service, api: FakeBotApi) -> None:
+    await service.subscribe(1)
+    api.fail_next("sendMessage", 3, error_code=503, description="Service Unavailable")
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    async with service.db.transaction():
+        await service.db.conn.execute("UPDATE outbox SET attempts = 40")  # a long outage
+    await service.deliverer.drain(timeout=1.0)
+    [row] = await service.outbox.rows()
+    assert row.state == "pending"  # still waiting for Telegram, not given up
+
+
+async def test_a_refused_token_keeps_every_alert(
+    service: Service, api: FakeBotApi, tmp_path: Path
+) -> None:
+    await service.subscribe(1)
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    async with open_delivery(service.db, "123456:WRONG-token", api.url, ZONE) as (_, wrong):
+        await wrong.drain(timeout=1.0)
+    [row] = await service.outbox.rows()
+    assert row.state == "pending" and row.attempts == 0  # kept for when the token works
+    async with service.db.transaction():
+        await service.db.conn.execute("UPDATE outbox SET next_try = 0")  # a minute later
+    await service.deliverer.drain()
+    assert len(api.messages(1)) == 1

@@ -3,7 +3,7 @@
 CREATE TABLE subscribers (
     chat_id        INTEGER PRIMARY KEY,
     kind           TEXT    NOT NULL DEFAULT 'private',  -- private | group | supergroup | channel
-    language       TEXT    NOT NULL DEFAULT 'ru',       -- ru | uk | en
+    language       TEXT    NOT NULL DEFAULT 'ru' CHECK (language IN ('ru', 'uk', 'en')),
     regions        TEXT,                                -- JSON array; NULL: every watched region
     muted_until    INTEGER,                             -- unix seconds
     active         INTEGER NOT NULL DEFAULT 1,
@@ -28,7 +28,11 @@ CREATE TABLE outbox (
     incident_id    TEXT    NOT NULL,
     chat_id        INTEGER NOT NULL,
     seq            INTEGER NOT NULL,
-    state          TEXT    NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'dropped')),
+    -- pending: to send or edit; sending: claimed by a delivery loop until lease_until;
+    -- sent: the chat shows `version`; failed: given up; dropped: the chat or alert is gone
+    state          TEXT    NOT NULL
+                   CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'dropped')),
+    lease_until    REAL,                                -- a claim's end: then it is due again
     notice         TEXT,                                -- for seq > 0: what the notice says
     version        INTEGER NOT NULL,                    -- alert_state version to show
     sent_version   INTEGER,                             -- version the chat shows now
@@ -43,4 +47,5 @@ CREATE TABLE outbox (
 ) WITHOUT ROWID;
 
 CREATE INDEX outbox_due ON outbox (next_try) WHERE state = 'pending';
+CREATE INDEX outbox_claimed ON outbox (lease_until) WHERE state = 'sending';
 CREATE INDEX outbox_by_chat ON outbox (chat_id);
