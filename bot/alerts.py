@@ -55,7 +55,6 @@ class AlertView:
     places: tuple[str, ...] = ()  # Russian names, as the detector reports them
     links: tuple[str, ...] = ()  # https://t.me/<channel>/<id>, first reports first
     excerpt: str = ""  # the first report's text
-    late: bool = False
 
     @property
     def confirmed(self) -> bool:
@@ -172,8 +171,6 @@ class AlertTexts:
             f"🕐 {esc(when)}",
             f"{esc(sure)} · {esc(channels)}",
         ]
-        if view.late:
-            lines.append(f"⏳ {esc(self.phrase('late', lang))}")
         if view.status == "retracted":
             lines.append(f"❌ {esc(self.phrase('retracted', lang))}")
         elif view.status == "closed":

@@ -9,16 +9,19 @@ adds a short notice (seq 1, 2...) that replies to the alert and rings. The last 
 the incident closed or retracted.
 
 Delivery (`Deliverer`) takes due rows (new alerts first, then notices, then edits) and
-sends them through `BotApi`, at most `global_per_second` messages a second in all, one a
-second per chat and `group_per_minute` a minute per group. A 429 pauses all sending for the
-`retry_after` given; 5xx and timeouts retry with exponential backoff and jitter; a blocked,
-kicked or deactivated chat (403) or "chat not found" deactivates the subscriber; "message is
-not modified" is success; "message to edit not found" sends a fresh message.
+sends them through `BotApi`: at most 29 messages a second in all, one a second per chat and
+one every 3 seconds per group. A 429 pauses all sending for the `retry_after` given; 5xx
+and timeouts retry with exponential backoff and jitter, without limit; 401/404 pause and
+keep everything; a blocked, kicked or deactivated chat (403) or "chat not found"
+deactivates the subscriber; "message is not modified" is success; "message to edit not
+found" sends a fresh message.
 
-Every result is committed as soon as Telegram answers. The one window where a crash can
-still double a message is between Telegram accepting a new message (or notice) and that
-commit: a few milliseconds per message. Telegram offers no idempotency key, so a message
-whose answer was lost is sent again rather than risk losing it. Edits cannot double.
+Rows are claimed (state "sending", with a lease) in a transaction before they are sent, so
+two loops never send one message twice, and every answer is committed as soon as it comes.
+A message is sent twice only when a send's outcome is lost: the process dies between
+Telegram accepting it and that commit, an answer times out after Telegram acted, or the
+commit fails. It is then sent again (after its lease runs out, for a crash): Telegram offers
+no idempotency key, and a repeated alert is better than a lost one. Edits cannot double.
 """
 
 from __future__ import annotations
