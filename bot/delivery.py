@@ -67,7 +67,8 @@ GLOBAL_PER_SECOND = 29.0  # Telegram allows 30; a little under keeps clear of it
 CHAT_SPACING = 1.05  # seconds between messages to one chat (Telegram: about one a second)
 GROUP_SPACING = 3.05  # seconds between messages to one group (Telegram: 20 a minute)
 IN_FLIGHT = 32  # messages scheduled at once: about a second of sending
-WINDOW = 1.0  # seconds: Telegram counts requests a second (29 of 30 leave room for jitter)
+DISPATCH_BATCH = 8  # claim when at least this many places are free (or none is busy)
+WINDOW = 1.0  # seconds: Telegram counts the requests of each second
 MAX_TRACKED_CHATS = 100_000
 LEASE = 300.0  # seconds a claimed message is this loop's; then it is due again
 LOOP_TICK = 0.05  # shortest sleep of the loop when something is due
@@ -83,8 +84,10 @@ class RateLimiter:
     """Keep within Telegram's limits: all chats, each chat, each group.
 
     `reserve` books evenly spaced slots ahead, so a fan-out flows without bursts. `admit`
-    then checks, just before each request, the requests actually made in the last second:
-    a slot that comes late (a busy event loop) never crowds the next ones into one second.
+    then decides, just before each request, from the requests actually made: those still
+    in flight and those answered within the last second all count, since a request may
+    reach Telegram any time between being made and being answered (a stalled event loop
+    sends several at once). `done` marks a request answered.
     """
 
     def __init__(
@@ -102,8 +105,10 @@ class RateLimiter:
         self._next_global = 0.0
         self._next_chat: dict[int, float] = {}
         self._paused_until = 0.0
-        self._made: deque[float] = deque()  # when the requests of the last second were made
-        self._last_made: dict[int, float] = {}
+        self._answered: deque[float] = deque()  # answers of the last second
+        self._in_flight = 0
+        self._chat_busy: set[int] = set()
+        self._chat_answered: dict[int, float] = {}
 
     def reserve(self, chat_id: int, group: bool) -> float:
         """Book the next slot for a chat; return how many seconds to wait for it."""
@@ -111,6 +116,8 @@ class RateLimiter:
         at = max(now, self._next_global, self._next_chat.get(chat_id, 0.0))
         self._next_global = at + self.global_spacing
         self._next_chat[chat_id] = at + (self.group_spacing if group else self.chat_spacing)
+        if len(self._next_chat) > MAX_TRACKED_CHATS:
+            self._next_chat = {c: t for c, t in self._next_chat.items() if t > now}
         return at - now
 
     async def admit(self, chat_id: int, group: bool) -> None:
@@ -118,20 +125,35 @@ class RateLimiter:
         spacing = self.group_spacing if group else self.chat_spacing
         while True:
             now = self.clock()
-            while self._made and self._made[0] <= now - WINDOW:
-                self._made.popleft()
+            while self._answered and self._answered[0] <= now - WINDOW:
+                self._answered.popleft()
+            crowded = self._in_flight + len(self._answered) >= self.global_per_second
+            chat_wait = self._chat_answered.get(chat_id, -spacing) + spacing - now
+            if chat_id in self._chat_busy:
+                chat_wait = max(chat_wait, LOOP_TICK)
             wait = max(
                 self._paused_until - now,  # a 429
-                self._last_made.get(chat_id, -spacing) + spacing - now,
-                (self._made[0] + WINDOW - now) if len(self._made) >= self.global_per_second else 0,
+                chat_wait,
+                (self._answered[0] + WINDOW - now) if crowded and self._answered else 0.0,
+                LOOP_TICK if crowded and not self._answered else 0.0,
             )
             if wait <= 0:
                 break
             await asyncio.sleep(wait)
-        self._made.append(now)
-        self._last_made[chat_id] = now
-        if len(self._last_made) > MAX_TRACKED_CHATS:
-            self._last_made = {c: t for c, t in self._last_made.items() if t > now - WINDOW * 60}
+        self._in_flight += 1
+        self._chat_busy.add(chat_id)
+
+    def done(self, chat_id: int) -> None:
+        """Count a request as answered now."""
+        now = self.clock()
+        self._in_flight = max(0, self._in_flight - 1)
+        self._chat_busy.discard(chat_id)
+        self._answered.append(now)
+        self._chat_answered[chat_id] = now
+        if len(self._chat_answered) > MAX_TRACKED_CHATS:
+            self._chat_answered = {
+                c: t for c, t in self._chat_answered.items() if t > now - 60 * WINDOW
+            }
 
     def pause(self, seconds: float) -> None:
         """Hold every send for `seconds` (Telegram said 429)."""
@@ -390,8 +412,8 @@ class Deliverer:
         """Claim due messages up to IN_FLIGHT at once and schedule them; return how many."""
         self._wake.clear()
         room = IN_FLIGHT - len(self._inflight)
-        if room <= 0:
-            return 0
+        if room <= 0 or (room < DISPATCH_BATCH and self._inflight):
+            return 0  # claim in batches: a transaction per message would slow the loop
         async with self.db.transaction():
             rows = await self.outbox.claim(self.clock(), room, LEASE)
         for row in rows:
@@ -438,9 +460,14 @@ class Deliverer:
             reply_to = await self._notice_ready(row) if row.seq > 0 else None
             if row.seq > 0 and reply_to is None:
                 return
+            text = await self._text(row, subscriber)
+            if text is None:
+                return
+            # Nothing may wait between admission and the call: a request admitted now but
+            # made later would crowd the next second.
             await self.limiter.admit(row.chat_id, _is_group(subscriber))
             self._sending.add(key)
-            await self._attempt(row, subscriber, reply_to)
+            await self._attempt(row, text, reply_to)
         except Exception:
             # The delivery boundary: one message's failure never stops the loop.
             log.exception(
@@ -469,28 +496,31 @@ class Deliverer:
                 return None
         return alert[1]
 
-    async def _attempt(
-        self, row: OutboxRow, subscriber: Subscriber | None, reply_to: int | None
-    ) -> None:
-        """Make the one call for a message and record its outcome."""
-        if row.seq == 0:
-            async with self.db.reading():
-                view = await self.views.current(row.incident_id, row.version)
-            if view is None:
-                async with self.db.transaction():
-                    await self.outbox.fail(row, "incident not found", self.clock())
-                return
-            text = self.texts.alert(view, _language(subscriber))
-        else:
-            text = row.notice or ""
+    async def _text(self, row: OutboxRow, subscriber: Subscriber | None) -> str | None:
+        """Return the message's text; None (recorded) when its incident is gone."""
+        if row.seq > 0:
+            return row.notice or ""
+        async with self.db.reading():
+            view = await self.views.current(row.incident_id, row.version)
+        if view is None:
+            async with self.db.transaction():
+                await self.outbox.fail(row, "incident not found", self.clock())
+            return None
+        return self.texts.alert(view, _language(subscriber))
+
+    async def _attempt(self, row: OutboxRow, text: str, reply_to: int | None) -> None:
+        """Make the one call for a message (admitted by the limiter) and record its outcome."""
         try:
-            if row.is_new:
-                sent = await self.api.send_message(row.chat_id, text, reply_to=reply_to)
-                message_id = sent.message_id
-            else:
-                assert row.message_id is not None
-                await self.api.edit_message_text(row.chat_id, row.message_id, text)
-                message_id = row.message_id
+            try:
+                if row.is_new:
+                    sent = await self.api.send_message(row.chat_id, text, reply_to=reply_to)
+                    message_id = sent.message_id
+                else:
+                    assert row.message_id is not None
+                    await self.api.edit_message_text(row.chat_id, row.message_id, text)
+                    message_id = row.message_id
+            finally:
+                self.limiter.done(row.chat_id)  # answered (or failed): it reached Telegram
         except MessageNotModified:
             message_id = row.message_id or 0
         except BotApiError as err:
