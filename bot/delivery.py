@@ -110,9 +110,15 @@ class RateLimiter:
         self._chat_busy: set[int] = set()
         self._chat_answered: dict[int, float] = {}
 
-    def reserve(self, chat_id: int, group: bool) -> float:
-        """Book the next slot for a chat; return how many seconds to wait for it."""
+    def reserve(self, chat_id: int, group: bool, *, urgent: bool = False) -> float:
+        """Book the next slot for a chat; return how many seconds to wait for it.
+
+        An urgent message (a new alert) books nothing: it goes straight to `admit`, ahead
+        of the edits and notices booked before it.
+        """
         now = self.clock()
+        if urgent:
+            return 0.0
         at = max(now, self._next_global, self._next_chat.get(chat_id, 0.0))
         self._next_global = at + self.global_spacing
         self._next_chat[chat_id] = at + (self.group_spacing if group else self.chat_spacing)
@@ -419,7 +425,8 @@ class Deliverer:
         for row in rows:
             key = (row.incident_id, row.chat_id, row.seq)
             subscriber = await self._subscriber(row.chat_id)
-            delay = self.limiter.reserve(row.chat_id, _is_group(subscriber))
+            urgent = row.is_new and row.seq == 0
+            delay = self.limiter.reserve(row.chat_id, _is_group(subscriber), urgent=urgent)
             task = asyncio.create_task(self._deliver(row, delay, subscriber))
             self._inflight[key] = (row, task)
             task.add_done_callback(partial(self._done, key))

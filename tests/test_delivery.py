@@ -360,3 +360,26 @@ async def test_a_refused_token_keeps_every_alert(
         await service.db.conn.execute("UPDATE outbox SET next_try = 0")  # a minute later
     await service.deliverer.drain()
     assert len(api.messages(1)) == 1
+
+
+async def test_a_new_alert_goes_before_edits_already_booked(
+    service: Service, api: FakeBotApi
+) -> None:
+    for chat in range(1, 7):
+        await service.subscribe(chat, regions=("RU-ROS",))
+    await service.subscribe(7, regions=("RU-KDA",))
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    await service.deliverer.drain()
+    service.deliverer.limiter = RateLimiter(global_per_second=3, chat_spacing=0.0)
+    await service.post(11, 1, 5, "Таганрог: снова взрывы")  # six edits to make
+    task = asyncio.create_task(service.deliverer.run())
+    while not api.calls("editMessageText"):
+        await asyncio.sleep(0.01)
+    await service.post(12, 1, 6, "Взрывы в Краснодаре")  # a new alert for chat 7
+    while len(api.calls("editMessageText")) < 6 or not api.messages(7):
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    order = [int(r.params["chat_id"]) for r in api.requests if r.method != "getMe"]
+    edits_after = order[order.index(7) + 1 :]
+    assert len(edits_after) >= 3  # it did not wait for the edits booked before it
