@@ -422,12 +422,11 @@ class Deliverer:
             return 0  # claim in batches: a transaction per message would slow the loop
         async with self.db.transaction():
             rows = await self.outbox.claim(self.clock(), room, LEASE)
+        # No await from here on: every claimed row gets its task, or a cancellation could
+        # strand claims until their lease runs out.
         for row in rows:
             key = (row.incident_id, row.chat_id, row.seq)
-            subscriber = await self._subscriber(row.chat_id)
-            urgent = row.is_new and row.seq == 0
-            delay = self.limiter.reserve(row.chat_id, _is_group(subscriber), urgent=urgent)
-            task = asyncio.create_task(self._deliver(row, delay, subscriber))
+            task = asyncio.create_task(self._deliver(row))
             self._inflight[key] = (row, task)
             task.add_done_callback(partial(self._done, key))
         return len(rows)
@@ -458,12 +457,15 @@ class Deliverer:
         self._chats[chat_id] = (now, subscriber)
         return subscriber
 
-    async def _deliver(self, row: OutboxRow, delay: float, subscriber: Subscriber | None) -> None:
+    async def _deliver(self, row: OutboxRow) -> None:
         """Wait for the message's slot, send or edit it, then record what Telegram said."""
-        if delay > 0:
-            await asyncio.sleep(delay)
         key = (row.incident_id, row.chat_id, row.seq)
         try:
+            subscriber = await self._subscriber(row.chat_id)
+            urgent = row.is_new and row.seq == 0
+            delay = self.limiter.reserve(row.chat_id, _is_group(subscriber), urgent=urgent)
+            if delay > 0:
+                await asyncio.sleep(delay)
             reply_to = await self._notice_ready(row) if row.seq > 0 else None
             if row.seq > 0 and reply_to is None:
                 return
