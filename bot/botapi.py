@@ -41,7 +41,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 10.0  # seconds for one call (getUpdates adds its long-poll time)
-CHAT_GONE = ("chat not found", "bot was blocked", "bot was kicked", "user is deactivated")
+CHAT_GONE = (
+    "chat not found",
+    "bot was blocked",
+    "bot was kicked",
+    "user is deactivated",
+    "not enough rights",  # a group where the bot may no longer post
+    "have no rights to send",
+)
 
 
 class BotApiError(Exception):

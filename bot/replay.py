@@ -111,6 +111,8 @@ async def replay(
                 subscribers = SubscriberRepo(db)
                 async with db.transaction():
                     for chat in deliver.chats:
+                        if await subscribers.get(chat) is not None:
+                            continue  # a subscriber of the database keeps its settings
                         kind = "private" if chat > 0 else "group"  # groups have negative ids
                         subscriber = Subscriber(chat, kind, deliver.language)
                         await subscribers.save(subscriber, utc_now())

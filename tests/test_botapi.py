@@ -47,6 +47,14 @@ async def test_send_edit_and_the_errors_of_a_message(api: FakeBotApi) -> None:
         (lambda api: api.block(7, "blocked"), ChatUnavailable),
         (lambda api: api.block(7, "kicked"), ChatUnavailable),
         (lambda api: api.forget_chat(7), ChatUnavailable),
+        (
+            lambda api: api.fail_next(
+                "sendMessage",
+                error_code=400,
+                description="Bad Request: not enough rights to send text messages to the chat",
+            ),
+            ChatUnavailable,
+        ),
         (lambda api: api.fail_next("sendMessage", error_code=429, retry_after=3), RetryAfter),
         (lambda api: api.fail_next("sendMessage", error_code=502), TransientError),
     ],
