@@ -6,6 +6,7 @@ Every failure is a BotApiError; the delivery loop decides by type::
     ├── RetryAfter          429: wait `retry_after` seconds, then try again
     ├── TransientError      5xx, timeouts, network errors: retry with backoff
     ├── ChatUnavailable     403 (blocked, kicked, deactivated), 400 chat not found
+    ├── ChatMigrated        400 with migrate_to_chat_id: a group became a supergroup
     ├── MessageNotModified  400 "message is not modified": the edit is already there
     ├── MessageGone         400 "message to edit not found": send a fresh message
     ├── Unauthorized        401, 404: a revoked token or a wrong BOT_API_URL; nothing can go
@@ -29,6 +30,7 @@ __all__ = [
     "BadRequest",
     "BotApi",
     "BotApiError",
+    "ChatMigrated",
     "ChatUnavailable",
     "MessageGone",
     "MessageNotModified",
@@ -75,6 +77,14 @@ class TransientError(BotApiError):
 
 class ChatUnavailable(BotApiError):
     """The chat cannot receive messages: the bot was blocked or removed, or it is gone."""
+
+
+class ChatMigrated(BotApiError):
+    """A group became a supergroup with a new id: messages go there now."""
+
+    def __init__(self, method: str, description: str, new_chat_id: int) -> None:
+        super().__init__(method, description, 400)
+        self.new_chat_id = new_chat_id
 
 
 class MessageNotModified(BotApiError):
@@ -205,6 +215,9 @@ def _error(method: str, status: int, body: Mapping[str, Any]) -> BotApiError:
         return RetryAfter(method, description, retry_after)
     if code >= 500:
         return TransientError(method, description, code)
+    migrated = (body.get("parameters") or {}).get("migrate_to_chat_id")
+    if migrated:
+        return ChatMigrated(method, description, int(migrated))
     if code in (401, 404):
         return Unauthorized(method, description, code)
     if code == 403 or (code == 400 and any(reason in lowered for reason in CHAT_GONE)):

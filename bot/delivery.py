@@ -42,6 +42,7 @@ from bot.alerts import LANGUAGES, AlertTexts, AlertView, escalations
 from bot.botapi import (
     BotApi,
     BotApiError,
+    ChatMigrated,
     ChatUnavailable,
     MessageGone,
     MessageNotModified,
@@ -564,6 +565,12 @@ class Deliverer:
             elif isinstance(err, MessageGone):
                 await self.outbox.retry(row, now, str(err), lost=True)
                 log.warning("incident %s chat %s: message gone, sending anew: %s", *where, err)
+            elif isinstance(err, ChatMigrated):
+                stamp = datetime.fromtimestamp(now, UTC)
+                await self.subscribers.migrate(row.chat_id, err.new_chat_id, stamp)
+                await self.outbox.migrate(row.chat_id, err.new_chat_id, now)
+                self._chats.pop(row.chat_id, None)
+                log.warning("incident %s chat %s: moved to %s", *where, err.new_chat_id)
             elif isinstance(err, ChatUnavailable):
                 stamp = datetime.fromtimestamp(now, UTC)
                 await self.subscribers.deactivate(row.chat_id, err.description, stamp)

@@ -90,6 +90,15 @@ class SubscriberRepo:
             (reason, _ts(now), chat_id),
         )
 
+    async def migrate(self, old_chat_id: int, new_chat_id: int, now: datetime) -> None:
+        """Move a group's subscription to its supergroup's new id (keeping its settings)."""
+        await self.db.conn.execute(
+            "UPDATE OR IGNORE subscribers SET chat_id = ?, kind = 'supergroup', updated_at = ?"
+            " WHERE chat_id = ?",
+            (new_chat_id, _ts(now), old_chat_id),
+        )
+        await self.deactivate(old_chat_id, f"migrated to {new_chat_id}", now)
+
     async def deactivated_reason(self, chat_id: int) -> str | None:
         """Return why delivery to a chat stopped, or None."""
         rows = await _fetch(
@@ -308,6 +317,20 @@ class OutboxRepo:
             " WHERE incident_id = ? AND chat_id = ? AND seq = ?",
             (int(counts), at, error, int(at), lost, row.incident_id, row.chat_id, row.seq),
         )
+
+    async def migrate(self, old_chat_id: int, new_chat_id: int, now: float) -> None:
+        """Send a group's unsent and live messages to its supergroup instead, as new ones.
+
+        Messages in the old group cannot be edited from the new one: the alerts still
+        waiting or still changing are sent afresh there.
+        """
+        await self.db.conn.execute(
+            "UPDATE OR IGNORE outbox SET chat_id = ?, message_id = NULL, state = 'pending',"
+            " lease_until = NULL, next_try = ?, updated_at = ?"
+            " WHERE chat_id = ? AND state IN ('pending', 'sending')",
+            (new_chat_id, now, int(now), old_chat_id),
+        )
+        await self.drop_chat(old_chat_id, f"migrated to {new_chat_id}", now)
 
     async def drop(self, row: OutboxRow, error: str, now: float) -> None:
         """Drop one message (a notice whose alert was given up)."""

@@ -383,3 +383,23 @@ async def test_a_new_alert_goes_before_edits_already_booked(
     order = [int(r.params["chat_id"]) for r in api.requests if r.method != "getMe"]
     edits_after = order[order.index(7) + 1 :]
     assert len(edits_after) >= 3  # it did not wait for the edits booked before it
+
+
+async def test_a_group_that_became_a_supergroup_gets_its_alert_there(
+    service: Service, api: FakeBotApi
+) -> None:
+    await service.subscribe(-42, kind="group", language="en")
+    api.fail_next(
+        "sendMessage",
+        error_code=400,
+        description="Bad Request: group chat was upgraded to a supergroup chat",
+        migrate_to_chat_id=-1001234567,
+    )
+    await service.post(10, 1, 0, "Взрывы в Таганроге")
+    await service.deliverer.drain()
+    [alert] = api.messages(-1001234567)
+    assert "Taganrog" in alert.text  # the settings moved with the chat
+    moved = await service.subscribers.get(-1001234567)
+    assert moved is not None and moved.kind == "supergroup" and moved.language == "en"
+    old = await service.subscribers.get(-42)
+    assert old is None or not old.active
