@@ -16,6 +16,7 @@ DEV = DATA / "corpus" / "dev"
 HOLDOUT = DATA / "holdout"
 FRESH = DATA / "fresh"
 FRESH2 = DATA / "fresh2"
+FRESH3 = DATA / "fresh3"
 POST_DATE = datetime(2025, 3, 4, 2, 30, tzinfo=UTC)
 
 

@@ -99,6 +99,8 @@ ALERTS = [
     ("Продолжается отражение атаки БЭК на Севастополь", ["UA-40"], ["drone"]),
     ("ВС РФ нанесли удар «Искандером» по предприятию в Запорожье", ["UA-23"], ["missile"]),
     ("Kherson: Russian FPV drones keep hunting civilians; one man injured", ["UA-65"], ["drone"]),
+    ("Россия нанесла баллистический удар по Днепру", ["UA-12"], ["missile"]),
+    ("За ніч над Дніпропетровщиною збили 16 дронів", ["UA-12"], ["drone", "air_defense"]),
 ]
 
 NOT_ALERTS = [
@@ -154,6 +156,7 @@ NOT_ALERTS = [
     "Громкий хлопок на пляже в Севастополе — отдыхающие запускали петарды.",
     "Last August a drone strike set off a fire at a fuel depot in Rostov Oblast.",
     "Drones downed over the Black Sea and the Sea of Azov overnight.",
+    "«Рубин» забивает на последней минуте — стадион взорвался! Казань празднует победу.",
 ]
 
 
