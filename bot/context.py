@@ -31,6 +31,7 @@ MAX_CHANNELS = 5000
 TERSE_MAX_WORDS = 8  # a place-only post longer than this is news, not half of a report
 _WORD_RE = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*")
 BORROWED_SCORE = 0.5
+DISTRICT_WORDS = ("район", "округ", "district")
 VOIDS_NOTHING = frozenset({"no_region"})  # a rejection that still leaves a report
 
 
@@ -132,6 +133,14 @@ class ChannelContext:
         """
         if set(detection.rejected) - VOIDS_NOTHING:
             return detection  # vetoed: a drill or an old story borrows nothing
+        if (
+            detection.regions
+            and home_region
+            and _districts_elsewhere(detection, home_region, post.text)
+        ):
+            # «Подписчики из Промышленного района…» in a city's channel: its own district,
+            # not a district of the same name in another region.
+            return self._home(detection, home_region)
         if detection.regions:
             return detection
         if detection.kinds or detection.all_clear:
@@ -157,6 +166,20 @@ class ChannelContext:
             score=BORROWED_SCORE,
         )
 
+    @staticmethod
+    def _home(detection: Detection, home_region: str) -> Detection:
+        """Return the detection placed in the channel's home region."""
+        borrowed = Evidence(
+            rule="context:home", text="home region", start=0, end=0, region=home_region
+        )
+        return replace(
+            detection,
+            regions=(home_region,),
+            evidence=(*detection.evidence, borrowed),
+            rejected=(),
+            score=max(detection.score, BORROWED_SCORE),
+        )
+
     def _borrow_region(
         self,
         post: Post,
@@ -169,7 +192,7 @@ class ChannelContext:
             source, rule = found_source
             regions, label = source.regions, source.label
         elif home_region:
-            rule, regions, label = "context:home", (home_region,), "home region"
+            return self._home(detection, home_region)
         else:
             return detection
         borrowed = tuple(
@@ -182,6 +205,17 @@ class ChannelContext:
             rejected=(),
             score=max(detection.score, BORROWED_SCORE),
         )
+
+
+def _districts_elsewhere(detection: Detection, home_region: str, text: str) -> bool:
+    """Return True when a post's only places are districts outside the channel's region."""
+    places = [e for e in detection.evidence if e.rule.startswith("place:") and e.region]
+
+    def district(place: Evidence) -> bool:
+        words = _WORD_RE.findall(fold(f"{place.text} {text[place.end : place.end + 24]}"))
+        return any(word.startswith(DISTRICT_WORDS) for word in words[:3])
+
+    return bool(places) and home_region not in detection.regions and all(map(district, places))
 
 
 def _only_places(text: str, places: tuple[Evidence, ...], continuation: Container[str]) -> bool:

@@ -107,3 +107,14 @@ def test_context_is_bounded(detector: Detector) -> None:
             context.remember(Report.of(post, Detection(kinds=("drone",))))
     assert context.get(0, 3) is None  # the least recent channel is forgotten
     assert context.get(4, 3) is not None and context.get(4, 1) is None
+
+
+def test_a_district_elsewhere_is_the_home_citys(
+    detector: Detector, context: ChannelContext
+) -> None:
+    channel = Channel(detector, context)
+    text = "Громко! Подписчики из Промышленного района слышат взрывы"
+    assert channel.detector.detect(text).regions != ("RU-SMO",)  # a district in another region
+    assert channel.say(1, 0, text, home="RU-SMO").regions == ("RU-SMO",)
+    town = channel.say(2, 30, "Взрывы в Таганроге", home="RU-SMO")
+    assert town.regions == ("RU-ROS",)  # a named town is not a district: it stays
