@@ -32,7 +32,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -245,15 +245,20 @@ class Notifier:
         """Queue new alerts, edits and notices for changed incidents; return rows touched."""
         now = self.clock()
         touched = 0
-        everyone: list[Subscriber] | None = None
+        loaded: list[Subscriber] = []
+
+        async def everyone() -> list[Subscriber]:
+            """Read the active subscribers once for the whole plan."""
+            if not loaded:
+                loaded.extend(await self.subscribers.active())
+            return loaded
+
         for incident in incidents:
             state = await self.outbox.state(incident.id)
             if state is None:
                 if incident.status is Status.RETRACTED or not incident.stats.reports:
                     continue
-                if everyone is None:
-                    everyone = await self.subscribers.active()
-                chats = [s.chat_id for s in everyone if s.wants(incident.region, now)]
+                chats = [s.chat_id for s in await everyone() if s.wants(incident.region, now)]
                 await self.outbox.enqueue(incident.id, chats, 0, 1, now)
                 await self.outbox.save_state(
                     AlertState(incident.id, incident.kinds, incident.counts,
@@ -263,12 +268,18 @@ class Notifier:
                 log.info("incident %s: alert queued for %d chat(s)", incident.id, len(chats))
                 touched += len(chats)
                 continue
-            touched += await self._update(incident, state, now)
+            touched += await self._update(incident, state, now, everyone)
         if touched and self.on_planned is not None:
             self.on_planned()
         return touched
 
-    async def _update(self, incident: Incident, state: AlertState, now: datetime) -> int:
+    async def _update(
+        self,
+        incident: Incident,
+        state: AlertState,
+        now: datetime,
+        everyone: Callable[[], Awaitable[list[Subscriber]]],
+    ) -> int:
         """Ask for an edit of an incident's alert, and a notice when it escalates."""
         version = state.version + 1
         if incident.status is Status.RETRACTED:
@@ -284,7 +295,7 @@ class Notifier:
         rung = state
         chats: list[int] = []
         if found:
-            subscribers = {s.chat_id: s for s in await self.subscribers.active()}
+            subscribers = {s.chat_id: s for s in await everyone()}
             chats = [
                 chat
                 for chat in await self.outbox.alert_chats(incident.id)

@@ -496,19 +496,11 @@ class Detector:
             for h in kind_hits
         ]
         evidence += [self._evidence(doc, h, "term:all_clear") for h in clear_hits]
-        for place in place_hits:
-            for region in place.regions or ("",):
-                name = _place_name(place.forms, region)
-                evidence.append(
-                    Evidence(
-                        rule=place.rule if place.regions else "place:ambiguous",
-                        text=text[place.start : place.end],
-                        start=place.start,
-                        end=place.end,
-                        region=region or None,
-                        place=name,
-                    )
-                )
+        evidence += [
+            _place_evidence(text, place, region)
+            for place in place_hits
+            for region in place.regions or ("",)
+        ]
         if kinds and not all_clear and self.counts is not None:
             evidence += self.counts.counts(text, evidence)  # «восемь беспилотников»
         if kinds and not all_clear:
@@ -552,14 +544,7 @@ class Detector:
         hits = self._places(doc, raw_places, near)
         self._resolve(hits)
         return tuple(
-            Evidence(
-                rule=hit.rule,
-                text=text[hit.start : hit.end],
-                start=hit.start,
-                end=hit.end,
-                region=region,
-                place=_place_name(hit.forms, region),
-            )
+            _place_evidence(text, hit, region)
             for hit in hits
             if not hit.source
             for region in hit.regions
@@ -979,6 +964,18 @@ def _build_automaton(lexicon: Lexicon, gazetteer: Gazetteer) -> tuple[list[_Entr
         add(key, _Entry(tuple(dict.fromkeys(terms)), forms))
     automaton.make_automaton()
     return entries, automaton
+
+
+def _place_evidence(text: str, hit: _PlaceHit, region: str) -> Evidence:
+    """Return the evidence of a place hit in one of its regions ("" when unresolved)."""
+    return Evidence(
+        rule=hit.rule if hit.regions else "place:ambiguous",
+        text=text[hit.start : hit.end],
+        start=hit.start,
+        end=hit.end,
+        region=region or None,
+        place=_place_name(hit.forms, region),
+    )
 
 
 def _place_name(forms: Sequence[PlaceForm], region: str) -> str:

@@ -224,11 +224,12 @@ class Pipeline:
                 rejected=(),
             )
         report = Report.of(post, detection)
-        if role_of(detection) is None:
+        role = role_of(detection)  # near-duplicate evidence may have made it a report
+        if role is None:
             self.context.forget(*key)
         else:
             self.context.remember(report)
-        reported = role_of(detection) is Role.REPORT
+        reported = role is Role.REPORT
         return Outcome(
             post,
             change,
