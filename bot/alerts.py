@@ -55,6 +55,7 @@ class AlertView:
     places: tuple[str, ...] = ()  # Russian names, as the detector reports them
     links: tuple[str, ...] = ()  # https://t.me/<channel>/<id>, first reports first
     excerpt: str = ""  # the first report's text
+    late: bool = False  # every report reached us long after it was posted (catch-up)
 
     @property
     def confirmed(self) -> bool:
@@ -171,6 +172,8 @@ class AlertTexts:
             f"🕐 {esc(when)}",
             f"{esc(sure)} · {esc(channels)}",
         ]
+        if view.late:
+            lines.insert(1, f"⏳ {esc(self.phrase('late', lang))}")
         if view.status == "retracted":
             lines.append(f"❌ {esc(self.phrase('retracted', lang))}")
         elif view.status == "closed":

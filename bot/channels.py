@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.errors import RegionError
 
@@ -26,6 +27,7 @@ __all__ = [
     "ChannelBook",
     "ChannelRef",
     "ChannelSettings",
+    "WatchedChannel",
     "parse_channel_ref",
     "parse_channels",
 ]
@@ -173,3 +175,29 @@ class ChannelBook:
         if found is None and username:
             found = self._by_username.get(username.lower())
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedChannel:
+    """A channel the watcher follows (or tried to), as stored, with its health."""
+
+    ref: str  # as named: "@username" or the bare id
+    source: str  # config | operator
+    state: str  # pending | active | failed | removed
+    settings: ChannelSettings
+    channel_id: int | None = None
+    access_hash: int | None = None
+    username: str | None = None
+    title: str | None = None
+    joined: bool = False
+    last_message_id: int | None = None
+    last_post_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        """Return how to show the channel to a person: @username, else title, else ref."""
+        if self.username:
+            return f"@{self.username}"
+        return self.title or self.ref

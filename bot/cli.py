@@ -11,13 +11,14 @@ import sys
 from collections.abc import Sequence
 
 from bot.alerts import LANGUAGES
-from bot.app import load_gazetteer
+from bot.app import load_gazetteer, run_service
 from bot.channels import ChannelSettings, parse_channels
 from bot.config import Config, load_config
-from bot.errors import ConfigError, RegionError, SkywatchError
+from bot.errors import ConfigError, LoginRequired, RegionError, SkywatchError
 from bot.evaluate import evaluate, load_labels, load_watch, write_report
 from bot.logging_setup import configure_logging
 from bot.replay import DeliveryPreview, JsonlWriter, SummaryWriter, replay
+from bot.watcher import login
 
 __all__ = ["main"]
 
@@ -41,7 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", help="run the service (watcher, pipeline, alerts, commands)")
-    commands.add_parser("login", help="log the Telethon user client in and store its session")
+    login_cmd = commands.add_parser(
+        "login", help="log the Telethon user client in and store its session"
+    )
+    login_cmd.add_argument(
+        "--string",
+        action="store_true",
+        help="print a string session for TELEGRAM_SESSION instead of storing a session file",
+    )
 
     replay_cmd = commands.add_parser(
         "replay", help="run Telegram Desktop exports (result.json) through the pipeline"
@@ -120,23 +128,42 @@ def _channels(raw: str | None, config: Config) -> tuple[ChannelSettings, ...]:
 def _cmd_run() -> int:
     config = _config(require_live=True)
     configure_logging(config.log_level, config.log_format)
-    sys.stderr.write(
-        "skywatch: configuration is valid, but the Telethon watcher and the chat commands "
-        "are not built yet, so the service has nothing to read.\n"
-        "Until then, try the pipeline on exported history, and preview its alerts:\n"
-        "  python -m bot replay tests/data/corpus/dev/export --regions RU-KDA,RU-ROS\n"
-        "  python -m bot replay tests/data/corpus/dev/export --regions RU-KDA "
-        "--deliver --chat YOUR_CHAT_ID\n"
-    )
-    return EXIT_FAILURE
+    try:
+        asyncio.run(run_service(config))
+    except LoginRequired as err:
+        sys.stderr.write(f"skywatch: {err}\n")
+        return EXIT_BAD_INPUT
+    return EXIT_OK
 
 
-def _cmd_login() -> int:
-    _config(require_live=True)
-    sys.stderr.write(
-        "skywatch: interactive login comes with the Telethon watcher (not built yet).\n"
+def _cmd_login(args: argparse.Namespace) -> int:
+    config = load_config(resolve_region=load_gazetteer().resolve_region, require_watch=False)
+    configure_logging("INFO", "text")
+    problems = []
+    if config.telegram_api_id is None:
+        problems.append("TELEGRAM_API_ID is missing (get it at my.telegram.org)")
+    if not config.telegram_api_hash:
+        problems.append("TELEGRAM_API_HASH is missing (get it at my.telegram.org)")
+    if problems:
+        raise ConfigError(problems)
+    assert config.telegram_api_id is not None
+    session = asyncio.run(
+        login(
+            config.telegram_api_id,
+            config.telegram_api_hash.value,
+            config.session_path,
+            string=args.string,
+        )
     )
-    return EXIT_FAILURE
+    if session is not None:
+        sys.stderr.write(
+            "skywatch: logged in. Put this line in .env; it is the account's login, "
+            "keep it secret:\n"
+        )
+        sys.stdout.write(f"TELEGRAM_SESSION={session}\n")
+    else:
+        sys.stderr.write(f"skywatch: logged in; session stored in {config.session_path}\n")
+    return EXIT_OK
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -204,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _cmd_run()
         if args.command == "login":
-            return _cmd_login()
+            return _cmd_login(args)
         if args.command == "replay":
             return _cmd_replay(args)
         return _cmd_eval(args)

@@ -23,6 +23,10 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_ALERT_TIMEZONE = "Europe/Moscow"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
+LATE_ALERT_MODES = ("mark", "suppress")
+DEFAULT_CATCHUP_AGE = timedelta(hours=24)
+DEFAULT_CATCHUP_POSTS = 1000
+DEFAULT_LATE_AFTER = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,10 @@ class Config:
     channels: tuple[ChannelSettings, ...]
     grouping: GroupingSettings
     alert_zone: tzinfo
+    catchup_max_age: timedelta  # how far back catch-up reads a channel
+    catchup_max_posts: int  # and how many posts at most
+    late_after: timedelta  # an alert whose reports were all received later than this is late
+    late_alerts: str  # mark | suppress
     data_dir: Path
     database_path: Path
     log_level: str
@@ -169,6 +177,27 @@ def load_config(
         context_window=duration("CONTEXT_MINUTES", timedelta(minutes=1), CONTEXT_WINDOW, 0, 120),
     )
 
+    catchup_max_age = duration(
+        "CATCHUP_MAX_HOURS", timedelta(hours=1), DEFAULT_CATCHUP_AGE, 0, 24 * 14
+    )
+    catchup_max_posts = DEFAULT_CATCHUP_POSTS
+    raw_posts = get("CATCHUP_MAX_POSTS")
+    if raw_posts:
+        try:
+            catchup_max_posts = int(raw_posts)
+            if not 1 <= catchup_max_posts <= 100_000:
+                raise ValueError
+        except ValueError:
+            problems.append(
+                f"CATCHUP_MAX_POSTS must be a whole number from 1 to 100000, got {raw_posts!r}"
+            )
+    late_after = duration(
+        "LATE_ALERT_MINUTES", timedelta(minutes=1), DEFAULT_LATE_AFTER, 1, 24 * 60
+    )
+    late_alerts = get("LATE_ALERTS", "mark").lower() or "mark"
+    if late_alerts not in LATE_ALERT_MODES:
+        problems.append(f"LATE_ALERTS must be 'mark' or 'suppress', got {late_alerts!r}")
+
     zone_name = get("ALERT_TIMEZONE", DEFAULT_ALERT_TIMEZONE) or DEFAULT_ALERT_TIMEZONE
     try:
         alert_zone: tzinfo = ZoneInfo(zone_name)
@@ -201,6 +230,10 @@ def load_config(
         channels=channels,
         grouping=grouping,
         alert_zone=alert_zone,
+        catchup_max_age=catchup_max_age,
+        catchup_max_posts=catchup_max_posts,
+        late_after=late_after,
+        late_alerts=late_alerts,
         data_dir=data_dir,
         database_path=database_path,
         log_level=log_level,

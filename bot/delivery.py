@@ -16,6 +16,10 @@ keep everything; a blocked, kicked or deactivated chat (403) or "chat not found"
 deactivates the subscriber; "message is not modified" is success; "message to edit not
 found" sends a fresh message.
 
+An incident whose every report reached us long after it was posted (catch-up after
+downtime) is late: its alert says so, or with `suppress_late` it is not sent unless a
+report arrives in time.
+
 Rows are claimed (state "sending", with a lease) in a transaction before they are sent, so
 two loops never send one message twice, and every answer is committed as soon as it comes.
 A message is sent twice only when a send's outcome is lost: the process dies between
@@ -35,7 +39,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from bot.alerts import LANGUAGES, AlertTexts, AlertView, escalations
@@ -173,6 +177,7 @@ class AlertViews:
     """Gather what an alert shows about an incident from the database."""
 
     incidents: IncidentRepo
+    late_after: timedelta | None = None  # None: never late (replay previews)
     _cache: dict[tuple[str, int], AlertView] = field(default_factory=dict)
 
     async def view(self, incident: Incident) -> AlertView:
@@ -202,7 +207,15 @@ class AlertViews:
             places=tuple(dict.fromkeys(places)),
             links=tuple(links),
             excerpt=excerpt,
+            late=await self.late(incident.id),
         )
+
+    async def late(self, incident_id: str) -> bool:
+        """Return True when every report of an incident was received late."""
+        if self.late_after is None:
+            return False
+        delay = await self.incidents.receipt_delay(incident_id)
+        return delay is not None and delay > self.late_after.total_seconds()
 
     async def current(self, incident_id: str, version: int) -> AlertView | None:
         """Return the view for an outbox version (cached: one fan-out renders it once)."""
@@ -232,8 +245,10 @@ class Notifier:
         clock: Callable[[], datetime],
         on_planned: Callable[[], None] | None = None,
         edit_spacing: float = EDIT_SPACING,
+        suppress_late: bool = False,
     ) -> None:
         self.subscribers = subscribers
+        self.suppress_late = suppress_late
         self.edit_spacing = edit_spacing
         self.outbox = outbox
         self.views = views
@@ -257,6 +272,10 @@ class Notifier:
             state = await self.outbox.state(incident.id)
             if state is None:
                 if incident.status is Status.RETRACTED or not incident.stats.reports:
+                    continue
+                if self.suppress_late and await self.views.late(incident.id):
+                    # Nothing is stored: a report that arrives in time still raises it.
+                    log.info("incident %s: late alert suppressed", incident.id)
                     continue
                 chats = [s.chat_id for s in await everyone() if s.wants(incident.region, now)]
                 await self.outbox.enqueue(incident.id, chats, 0, 1, now)

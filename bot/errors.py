@@ -3,13 +3,21 @@
 SkywatchError
 ├── ConfigError      the environment is missing or malformed (lists every problem)
 ├── ExportError      a Telegram Desktop export cannot be read (names the file)
+├── LoginRequired    the Telegram user session is missing or logged out
 ├── RegionError      an operator named a region that is unknown or ambiguous
 └── StorageError     the database cannot be opened or migrated
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ExportError", "RegionError", "SkywatchError", "StorageError"]
+__all__ = [
+    "ConfigError",
+    "ExportError",
+    "LoginRequired",
+    "RegionError",
+    "SkywatchError",
+    "StorageError",
+]
 
 
 class SkywatchError(Exception):
@@ -31,6 +39,10 @@ class ExportError(SkywatchError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class LoginRequired(SkywatchError):
+    """Raise when the Telethon session is not logged in (run `python -m bot login`)."""
 
 
 class RegionError(SkywatchError):

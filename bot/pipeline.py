@@ -92,6 +92,11 @@ class Pipeline:
         self._settings: dict[tuple[int, str | None], ChannelSettings] = {}
         self._stale = False  # memory may differ from the database: reload before the next batch
 
+    def use_channels(self, settings: Iterable[ChannelSettings]) -> None:
+        """Take new channel settings (the watcher resolved or an operator changed channels)."""
+        self.channels = ChannelBook(settings)
+        self._settings.clear()
+
     def _new_context(self) -> ChannelContext:
         continuation = self.detector.lexicon.token_sets["continuation"]
         return ChannelContext(continuation, self.grouping.context_window)

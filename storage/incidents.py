@@ -152,6 +152,18 @@ class IncidentRepo:
         )
         return [(row[0], row[1], row[2]) for row in rows]
 
+    async def receipt_delay(self, incident_id: str) -> float | None:
+        """Return how many seconds after posting its most promptly received report arrived."""
+        rows = list(
+            await self.db.conn.execute_fetchall(
+                "SELECT min(p.stored_at - p.date) FROM incident_posts m"
+                " JOIN posts p USING (channel_id, message_id)"
+                " WHERE m.incident_id = ? AND m.role = 'report'",
+                (incident_id,),
+            )
+        )
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def count(self, status: Status | None = None) -> int:
         """Return the number of incidents (with the given status)."""
         query = "SELECT count(*) FROM incidents"

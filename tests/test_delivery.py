@@ -403,3 +403,44 @@ async def test_a_group_that_became_a_supergroup_gets_its_alert_there(
     assert moved is not None and moved.kind == "supergroup" and moved.language == "en"
     old = await service.subscribers.get(-42)
     assert old is None or not old.active
+
+
+@pytest.mark.parametrize("suppress", [False, True])
+async def test_late_alerts_are_marked_or_held_back(
+    tmp_path: Path, detector: Detector, clock: FakeClock, api: FakeBotApi, suppress: bool
+) -> None:
+    async with (
+        open_pipeline(tmp_path / "s.db", ["RU-ROS"], detector=detector, clock=clock) as (
+            db,
+            pipeline,
+        ),
+        open_delivery(
+            db,
+            TOKEN,
+            api.url,
+            ZONE,
+            clock=clock,
+            limiter=FAST,
+            edit_spacing=0.0,
+            late_after=timedelta(minutes=10),
+            suppress_late=suppress,
+        ) as (notifier, deliverer),
+    ):
+        pipeline.notifier = notifier
+        async with db.transaction():
+            await notifier.subscribers.save(Subscriber(1), DATE)
+        # Caught up 30 minutes after it was posted: late.
+        clock.now = DATE + timedelta(minutes=30)
+        await pipeline.process(Post(10, 1, DATE, "Взрывы в Таганроге"))
+        await deliverer.drain()
+        if suppress:
+            assert api.messages(1) == []
+        else:
+            [late] = api.messages(1)
+            assert "Запоздалое оповещение" in late.text
+        # A report received as it is posted: the alert is current.
+        clock.now = DATE + timedelta(minutes=31)
+        await pipeline.process(Post(11, 1, clock.now, "Снова взрывы в Таганроге"))
+        await deliverer.drain()
+        [message] = api.messages(1)
+        assert "Запоздалое" not in message.text and "Таганрог" in message.text
