@@ -102,6 +102,7 @@ class WatcherHealth:
     """Whether the watcher is connected, and each channel's last post and last error."""
 
     connected: bool
+    listening: bool  # caught up and following live posts
     since: datetime | None  # connected or disconnected since
     channels: tuple[WatchedChannel, ...]
 
@@ -187,6 +188,8 @@ def _utc(value: datetime) -> datetime:
 
 def _describe(err: BaseException, ref: str) -> str:
     """Say in a line why a channel cannot be followed."""
+    if isinstance(err, ValueError) and isinstance(err.__cause__, errors.RPCError):
+        err = err.__cause__  # get_entity wraps Telegram's answer in a ValueError
     if isinstance(err, errors.UsernameNotOccupiedError):
         return f"{ref}: no channel has this username"
     if isinstance(err, errors.UsernameInvalidError):
@@ -236,6 +239,7 @@ class Watcher:
         self.on_channels = on_channels
         self.sleep = sleep
         self.connected = False
+        self.listening = False  # caught up and following live posts
         self.since: datetime | None = None
         self._following: dict[int, WatchedChannel] = {}
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -272,7 +276,7 @@ class Watcher:
                     await self._follow()
                 except LoginRequired:
                     raise
-                except (ConnectionError, OSError, TimeoutError) as err:
+                except (ConnectionError, OSError, EOFError, TimeoutError) as err:
                     log.warning("watcher lost its connection (%s)", err or type(err).__name__)
                 except Exception:
                     # The watcher's boundary: whatever went wrong, reconnect and catch up.
@@ -301,7 +305,7 @@ class Watcher:
         """Return whether the watcher is connected and each channel's state."""
         async with self.db.reading():
             channels = await self.channels.all()
-        return WatcherHealth(self.connected, self.since, tuple(channels))
+        return WatcherHealth(self.connected, self.listening, self.since, tuple(channels))
 
     async def _connect(self) -> None:
         await self.client.connect()
@@ -314,6 +318,7 @@ class Watcher:
         log.info("watcher connected to Telegram")
 
     def _set_connected(self, connected: bool) -> None:
+        self.listening = self.listening and connected
         if connected != self.connected or self.since is None:
             self.since = self.clock()
         self.connected = connected
@@ -437,7 +442,9 @@ class Watcher:
             await self._advance(batch)
         for channel, posts, newest, beyond in found:
             assert channel.channel_id is not None
-            if newest:  # messages without text move the marker too
+            # Messages without text move the marker too; a channel read the first time
+            # gets one even when empty (0), so that from now on nothing of it is skipped.
+            if newest or channel.last_message_id is None:
                 async with self.db.transaction():
                     await self.channels.advance(channel.channel_id, newest, None, self.clock())
             results[channel.channel_id] = CatchUp(
@@ -551,6 +558,7 @@ class Watcher:
     async def _follow(self) -> None:
         """Process live posts in arrival order until the connection is lost."""
         disconnected = self.client.disconnected
+        self.listening = True
         last_beat = last_sync = asyncio.get_running_loop().time()
         while True:
             getter = asyncio.ensure_future(self._queue.get())
