@@ -135,13 +135,19 @@ async def open_delivery(
         yield notifier, deliverer
 
 
-async def run_service(config: Config, *, stop: asyncio.Event | None = None) -> None:
+async def run_service(
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    attach: Callable[[Any], object] | None = None,
+) -> None:
     """Run the service until SIGTERM or SIGINT (or `stop` is set).
 
     The watcher feeds the pipeline, the pipeline plans alerts, the delivery loop sends
     them. On stop the watcher stops first (a batch cut short is rolled back and read
     again at the next start), then delivery finishes the requests it has made.
-    Raise LoginRequired when the Telegram session is not logged in.
+    `attach` is given the Telegram client before it connects (tests put an in-memory
+    Telegram under it). Raise LoginRequired when the Telegram session is not logged in.
     """
     stop = stop or asyncio.Event()
     async with open_pipeline(
@@ -170,6 +176,8 @@ async def run_service(config: Config, *, stop: asyncio.Event | None = None) -> N
                 config.telegram_session.value,
             ) as client,
         ):
+            if attach is not None:
+                attach(client)
             pipeline.notifier = notifier
             operators = OperatorNotices(deliverer.api, config.operator_ids)
             watcher = Watcher(

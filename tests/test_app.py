@@ -1,0 +1,82 @@
+"""The whole service (`run_service`): an in-memory Telegram in, a fake Bot API server out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from telethon import functions
+
+from bot.app import load_gazetteer, run_service
+from bot.config import Config, load_config
+from bot.models import Subscriber
+from storage.alerts import SubscriberRepo
+from storage.channels import ChannelRepo
+from storage.db import Database
+from tests.fakes.botapi import FakeBotApi
+from tests.fakes.telegram import FakeTelegram, shorten_telethon_delays
+
+TOKEN = "123456:TEST-token"
+KUBAN = 1001
+SUBSCRIBER = 42
+OPERATOR = 7
+WAIT = 10.0
+
+
+@pytest.fixture
+def api() -> Iterator[FakeBotApi]:
+    with FakeBotApi(TOKEN, enforce_limits=False) as server:
+        yield server
+
+
+def service_config(tmp_path: Path, api: FakeBotApi) -> Config:
+    return load_config(
+        {
+            "TELEGRAM_API_ID": "1",
+            "TELEGRAM_API_HASH": "0" * 32,
+            "BOT_TOKEN": TOKEN,
+            "BOT_API_URL": api.url,
+            "OPERATOR_IDS": str(OPERATOR),
+            "WATCH_REGIONS": "RU-KDA",
+            "CHANNELS": "@kuban_news[official]",
+            "DATA_DIR": str(tmp_path / "data"),
+        },
+        resolve_region=load_gazetteer().resolve_region,
+        require_live=True,
+    )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_post_becomes_an_alert_and_the_service_stops_cleanly(
+    tmp_path: Path, api: FakeBotApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shorten_telethon_delays(monkeypatch)
+    config = service_config(tmp_path, api)
+    async with Database(config.database_path) as db, db.transaction():
+        await SubscriberRepo(db).save(Subscriber(SUBSCRIBER), datetime.now(tz=UTC))
+    telegram = FakeTelegram()
+    telegram.add_channel(KUBAN, "kuban_news", "Оперштаб Кубани", member=True)
+    stop = asyncio.Event()
+    service = asyncio.create_task(run_service(config, stop=stop, attach=telegram.attach))
+    try:
+        await until(lambda: bool(telegram.requests_of(functions.messages.GetHistoryRequest)))
+        telegram.publish(KUBAN, "Атака беспилотников на Краснодар, работает ПВО")
+        await until(lambda: len(api.messages(SUBSCRIBER)) == 1)
+    finally:
+        stop.set()
+        with suppress(asyncio.CancelledError):
+            await asyncio.wait_for(service, WAIT)
+    [alert] = api.messages(SUBSCRIBER)
+    assert "Краснодар" in alert.text and "официально" in alert.text
+    async with Database(config.database_path) as db:
+        kuban = await ChannelRepo(db).find(KUBAN)
+    assert kuban is not None and kuban.last_message_id == 1 and kuban.settings.official
