@@ -20,15 +20,18 @@ them to a sink (the pipeline); it never decides anything about their content.
   Nothing is processed twice: the pipeline is idempotent on (channel, message id).
 - **Blind windows**: the watcher notes every minute that it is caught up. After a restart
   or a lost connection, operators are told how long it was blind and what catch-up found.
-- **Faults**: flood waits are waited out (a very long one leaves a channel for the next
-  sync); a lost connection is reconnected with backoff, then caught up; a post that fails
-  to process is retried twice, then logged with its ids and recorded as the channel's error.
+- **Faults**: flood waits up to a minute are waited out; a longer one leaves the channel
+  for the next sync (every 5 minutes), and while a channel's catch-up is owed its marker
+  does not move. A lost connection is reconnected with backoff, then caught up. A post that
+  fails to process is retried twice at once, then recorded (`watch_failures`), read again
+  and retried at each sync, and given up after MAX_POST_ATTEMPTS with its ids logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import stat
@@ -46,6 +49,7 @@ from bot.errors import LoginRequired, SkywatchError
 from bot.models import Post
 from storage.channels import ChannelRepo, StateRepo
 from storage.db import Database
+from storage.posts import PostRepo
 
 __all__ = [
     "CatchUp",
@@ -68,11 +72,17 @@ RECONNECT_MIN = 1.0  # seconds before the first reconnect, doubled up to RECONNE
 RECONNECT_MAX = 300.0
 HEARTBEAT = 60.0  # seconds between "caught up and listening" marks
 BLIND_NOTICE_AFTER = timedelta(minutes=3)  # a shorter blind window is not worth a message
-FLOOD_WAIT_MAX = 900  # seconds; a longer wait leaves the channel for the next sync
+# Seconds; a longer flood wait is not waited out (it would hold up every live post): the
+# channel is left for the next sync.
+FLOOD_WAIT_MAX = 60
 FLOOD_MARGIN = 1.0  # seconds added to Telegram's flood wait
-RESYNC_EVERY = 600.0  # seconds between retries of channels still pending
+RESYNC_EVERY = 300.0  # seconds between syncs: pending channels, owed catch-ups, failed posts
 CATCHUP_BATCH = 100  # posts per pipeline batch during catch-up
 PROCESS_RETRIES = (0.5, 2.0)  # seconds before each retry of a post that failed to process
+MAX_POST_ATTEMPTS = 5  # syncs that retry a failed post before it is given up
+# An edit of a post never stored (a reaction on an old post, a caption added to a photo)
+# is taken as a new post only when the post is at most this old.
+EDIT_ADOPT_AGE = timedelta(hours=1)
 SEEN_KEY = "watcher.seen_at"
 SESSION_MODE = 0o600
 DATA_DIR_MODE = 0o700
@@ -242,6 +252,8 @@ class Watcher:
         self.listening = False  # caught up and following live posts
         self.since: datetime | None = None
         self._following: dict[int, WatchedChannel] = {}
+        self._owed: set[int] = set()  # channels whose catch-up failed: markers stay put
+        self.posts = PostRepo(db)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._sync_requested = asyncio.Event()
         self._handlers: list[tuple[Callable[[Any], Awaitable[None]], Any]] = [
@@ -270,6 +282,7 @@ class Watcher:
                     backoff = RECONNECT_MIN
                     await self.sync_channels()
                     caught = await self.catch_up()
+                    await self._retry_failed()
                     await self._heartbeat()
                     await self._report_blind(blind_from, caught)
                     blind_from = None
@@ -281,7 +294,7 @@ class Watcher:
                 except Exception:
                     # The watcher's boundary: whatever went wrong, reconnect and catch up.
                     log.exception("watcher failed; reconnecting")
-                if self.connected or blind_from is None:
+                if blind_from is None:  # keep the start of an outage still being caught up
                     blind_from = self.clock()
                 self._set_connected(False)
                 with contextlib.suppress(Exception):
@@ -292,7 +305,7 @@ class Watcher:
         finally:
             for handler, builder in self._handlers:
                 self.client.remove_event_handler(handler, builder)
-            if self.connected:
+            if self.listening:  # only a caught-up watcher may say it saw everything
                 with contextlib.suppress(Exception):
                     await self._heartbeat()
             self._set_connected(False)
@@ -384,6 +397,15 @@ class Watcher:
             raise
         except (ValueError, TypeError, errors.RPCError) as err:
             return await self._fail(ref, _describe(err, ref))
+        newest: int | None = None
+        if channel.last_message_id is None:  # new (or back): start at its newest post
+            try:
+                latest = await self._flood_safe(
+                    lambda: self.client.get_messages(entity, limit=1), f"reading {ref}"
+                )
+            except FloodWaitTooLong:
+                latest = None  # the first catch-up sets the marker instead
+            newest = latest[0].id if latest else (None if latest is None else 0)
         async with self.db.transaction():
             await self.channels.resolved(
                 ref,
@@ -394,6 +416,8 @@ class Watcher:
                 joined,
                 now,
             )
+            if newest is not None:
+                await self.channels.advance(entity.id, newest, None, now)
         log.info("channel %s resolved to %s (%s)", ref, entity.id, entity.title)
         return None
 
@@ -411,22 +435,32 @@ class Watcher:
 
     # --- catch-up ----------------------------------------------------------------------
 
-    async def catch_up(self) -> list[CatchUp]:
-        """Read every followed channel back to its marker; process the posts in date order."""
+    async def catch_up(self, only: set[int] | None = None) -> list[CatchUp]:
+        """Read followed channels back to their markers; process the posts in date order.
+
+        A channel whose reading fails is owed a catch-up: until one succeeds (at a later
+        sync), live posts do not move its marker, so nothing before them is skipped.
+        """
         found: list[tuple[WatchedChannel, list[Post], int, int]] = []
         results: dict[int, CatchUp] = {}
-        for channel in list(self._following.values()):
-            assert channel.channel_id is not None
+        async with self.db.reading():
+            current = {c.channel_id: c for c in await self.channels.all("active")}
+        for channel_id in list(self._following):
+            channel = current.get(channel_id)
+            if channel is None or (only is not None and channel_id not in only):
+                continue
             try:
                 posts, newest, beyond = await self._read_back(channel)
             except (ConnectionError, OSError):
                 raise
             except (FloodWaitTooLong, ValueError, errors.RPCError) as err:
                 problem = _describe(err, channel.name)
-                log.warning("catch-up of channel %s failed: %s", channel.channel_id, problem)
-                await self._record_error(channel.channel_id, problem)
-                results[channel.channel_id] = CatchUp(channel, error=problem)
+                log.warning("catch-up of channel %s failed: %s", channel_id, problem)
+                await self._record_error(channel_id, problem)
+                self._owed.add(channel_id)
+                results[channel_id] = CatchUp(channel, error=problem)
                 continue
+            self._owed.discard(channel_id)
             found.append((channel, posts, newest, beyond))
         everything = sorted(
             (post for _, posts, _, _ in found for post in posts),
@@ -500,9 +534,10 @@ class Watcher:
         log.info("watcher was blind for %s; catch-up done", _duration(blind))
         if blind < BLIND_NOTICE_AFTER:
             return
+        end = f"{now:%H:%M}" if now.date() == blind_from.date() else f"{now:%Y-%m-%d %H:%M}"
         lines = [
             f"⚠️ skywatch was blind for {_duration(blind)} "
-            f"({blind_from:%Y-%m-%d %H:%M} – {now:%H:%M} UTC).",
+            f"({blind_from:%Y-%m-%d %H:%M} – {end} UTC).",
         ]
         recovered = [c for c in caught if c.recovered]
         total = sum(c.recovered for c in caught)
@@ -584,12 +619,18 @@ class Watcher:
                 last_beat = now
             if self._sync_requested.is_set() or now - last_sync >= RESYNC_EVERY:
                 await self.sync_channels()
+                if self._owed:
+                    await self.catch_up(set(self._owed))
+                await self._retry_failed()
                 last_sync = now
 
     async def _handle(self, item: _Item) -> None:
-        if item.posts:
-            await self._process(item.posts)
-        if not item.edit:
+        posts = item.posts
+        if item.edit:
+            posts = await self._adoptable(posts)
+        if posts:
+            await self._process(posts)
+        if not item.edit and item.channel_id not in self._owed:
             async with self.db.transaction():
                 await self.channels.advance(
                     item.channel_id,
@@ -598,23 +639,94 @@ class Watcher:
                     self.clock(),
                 )
 
+    async def _adoptable(self, edits: Sequence[Post]) -> list[Post]:
+        """Return the edits worth processing: of stored posts, or of recent ones.
+
+        Reactions arrive as edits for days; one on a post never stored (published before
+        the channel was followed) must not raise an alert now.
+        """
+        async with self.db.reading():
+            stored = await self.posts.texts([(p.channel_id, p.id) for p in edits])
+        horizon = self.clock() - EDIT_ADOPT_AGE
+        return [p for p in edits if (p.channel_id, p.id) in stored or p.date >= horizon]
+
     # --- shared ------------------------------------------------------------------------
 
     async def _process(self, posts: Sequence[Post]) -> Sequence[object | None]:
-        """Hand posts to the sink; retry a failure twice, then log it with the posts' ids."""
+        """Hand posts to the sink, retrying a failure twice.
+
+        If a batch still fails, its posts go one by one, so that one bad post costs only
+        itself; each post that fails is recorded, to be read again at the next sync.
+        """
         for delay in (*PROCESS_RETRIES, None):
             try:
                 return await self.sink(posts)
             except Exception:
-                ids = ", ".join(f"{p.channel_id}/{p.id}" for p in posts[:10])
+                ids = _ids(posts)
                 if delay is None:
-                    log.exception("post(s) %s could not be processed; given up", ids)
-                    for channel_id in {p.channel_id for p in posts}:
-                        await self._record_error(channel_id, f"processing failed: {ids}")
-                    return [None] * len(posts)
+                    log.warning("post(s) %s could not be processed", ids, exc_info=True)
+                    break
                 log.warning("post(s) %s could not be processed; retrying", ids, exc_info=True)
                 await self.sleep(delay)
-        raise AssertionError("unreachable")
+        if len(posts) > 1:
+            outcomes: list[object | None] = []
+            for post in posts:
+                alone = await self._process_alone(post)
+                outcomes += alone if alone is not None else [None]
+            return outcomes
+        await self._failed(posts[0])
+        return [None]
+
+    async def _process_alone(self, post: Post) -> Sequence[object | None] | None:
+        """Process one post; return None when it failed (it is then recorded)."""
+        try:
+            return await self.sink([post])
+        except Exception:
+            log.warning("post %s could not be processed", _ids([post]), exc_info=True)
+            await self._failed(post)
+            return None
+
+    async def _failed(self, post: Post) -> None:
+        """Record a post that failed, to read it again and retry it at the next sync."""
+        problem = f"processing failed: {_ids([post])}"
+        try:
+            async with self.db.transaction():
+                attempts = await self.channels.post_failed(
+                    post.channel_id, post.id, problem, self.clock(), MAX_POST_ATTEMPTS
+                )
+        except Exception:
+            log.exception("post %s failed and could not be recorded", _ids([post]))
+            return
+        await self._record_error(post.channel_id, problem)
+        if attempts >= MAX_POST_ATTEMPTS:
+            log.error("post %s given up after %d attempts", _ids([post]), attempts)
+
+    async def _retry_failed(self) -> None:
+        """Read failed posts again and process them (each alone)."""
+        async with self.db.reading():
+            failed = await self.channels.failed_posts()
+        for channel_id, ids in failed.items():
+            channel = self._following.get(channel_id)
+            if channel is None:
+                continue
+            try:
+                peer = self._peer(channel)
+                messages = await self._flood_safe(
+                    functools.partial(self.client.get_messages, peer, ids=ids),
+                    f"reading failed posts of {channel.name}",
+                )
+            except (FloodWaitTooLong, ValueError, errors.RPCError) as err:
+                log.warning("failed posts of channel %s not read again: %s", channel_id, err)
+                continue
+            found = [m for m in messages if m is not None]
+            posts = {post.id: post for post in posts_of(found, channel)}
+            for message_id in ids:
+                post = posts.get(message_id)
+                if post is None or await self._process_alone(post) is not None:
+                    # Done, or nothing left to process (deleted, no text, part of an album).
+                    async with self.db.transaction():
+                        await self.channels.post_recovered(channel_id, message_id)
+                    log.info("post %s/%s processed on a retry", channel_id, message_id)
 
     async def _advance(self, posts: Sequence[Post]) -> None:
         newest: dict[int, Post] = {}
@@ -655,6 +767,12 @@ class Watcher:
             log.exception("could not tell operators: %s", text.splitlines()[0])
 
 
+def _ids(posts: Sequence[Post]) -> str:
+    """Return posts' ids for a log line: channel/message, the first ten."""
+    shown = ", ".join(f"{p.channel_id}/{p.id}" for p in posts[:10])
+    return shown + (f" and {len(posts) - 10} more" if len(posts) > 10 else "")
+
+
 def _duration(value: timedelta) -> str:
     minutes = int(value.total_seconds() // 60)
     if minutes < 60:
@@ -679,6 +797,8 @@ def _protect(session_path: Path) -> None:
     """Make the session file (the account's login) readable by its owner only."""
     for path in (session_path, session_path.with_name(session_path.name + "-journal")):
         if path.exists():
+            if stat.S_IMODE(path.stat().st_mode) & 0o077:
+                log.warning("%s was readable by others; now mode 0600", path)
             path.chmod(SESSION_MODE)
 
 
@@ -687,6 +807,8 @@ async def open_client(
     api_id: int, api_hash: str, session_path: Path, string_session: str = ""
 ) -> Any:
     """Build the user client over the session file (or a string session); close on exit."""
+    if not string_session:
+        _protect(session_path)  # an existing file too, before it is used
     old_umask = os.umask(0o077)  # the session file is created owner-only
     try:
         client = TelegramClient(

@@ -100,6 +100,8 @@ class ChannelRepo:
             " updated_at) VALUES (?, 'operator', 'pending', ?, ?, ?, ?, ?)"
             " ON CONFLICT (ref) DO UPDATE SET source = 'operator',"
             " state = CASE WHEN state IN ('removed', 'failed') THEN 'pending' ELSE state END,"
+            # Back after a removal: start at its newest post, not replay what was missed.
+            " last_message_id = CASE WHEN state = 'removed' THEN NULL ELSE last_message_id END,"
             " home = excluded.home, trust = excluded.trust, official = excluded.official,"
             " updated_at = excluded.updated_at",
             (ref, _home(settings), settings.trust, int(settings.official), _ts(now), _ts(now)),
@@ -192,6 +194,49 @@ class ChannelRepo:
                 message_id,
             ),
         )
+
+    async def post_failed(
+        self, channel_id: int, message_id: int, error: str, now: datetime, max_attempts: int
+    ) -> int:
+        """Count a failed attempt to process a post; return the attempts so far.
+
+        At `max_attempts` the post is given up: kept for review, no longer retried.
+        """
+        await self.db.conn.execute(
+            "INSERT INTO watch_failures (channel_id, message_id, attempts, error, given_up,"
+            " first_at, last_at) VALUES (?, ?, 1, ?, 0, ?, ?)"
+            " ON CONFLICT (channel_id, message_id) DO UPDATE SET attempts = attempts + 1,"
+            " error = excluded.error, last_at = excluded.last_at",
+            (channel_id, message_id, error[:500], _ts(now), _ts(now)),
+        )
+        await self.db.conn.execute(
+            "UPDATE watch_failures SET given_up = 1"
+            " WHERE channel_id = ? AND message_id = ? AND attempts >= ?",
+            (channel_id, message_id, max_attempts),
+        )
+        rows = await self.db.conn.execute_fetchall(
+            "SELECT attempts FROM watch_failures WHERE channel_id = ? AND message_id = ?",
+            (channel_id, message_id),
+        )
+        return int(next(iter(rows))[0])
+
+    async def post_recovered(self, channel_id: int, message_id: int) -> None:
+        """Forget a failure: the post was processed after all."""
+        await self.db.conn.execute(
+            "DELETE FROM watch_failures WHERE channel_id = ? AND message_id = ?",
+            (channel_id, message_id),
+        )
+
+    async def failed_posts(self) -> dict[int, list[int]]:
+        """Return the posts to process again (not given up), by channel."""
+        rows = await self.db.conn.execute_fetchall(
+            "SELECT channel_id, message_id FROM watch_failures WHERE given_up = 0"
+            " ORDER BY channel_id, message_id"
+        )
+        found: dict[int, list[int]] = {}
+        for channel_id, message_id in rows:
+            found.setdefault(channel_id, []).append(message_id)
+        return found
 
     async def _select(self, where: str, params: Sequence[Any]) -> list[WatchedChannel]:
         rows = await self.db.conn.execute_fetchall(

@@ -26,7 +26,7 @@ from bot.detect import Detector
 from bot.errors import LoginRequired
 from bot.models import Post
 from bot.pipeline import Outcome, Pipeline
-from bot.watcher import Watcher, open_client
+from bot.watcher import MAX_POST_ATTEMPTS, Watcher, open_client
 from storage.channels import ChannelRepo
 from storage.db import Database
 from storage.posts import PostChange
@@ -306,19 +306,42 @@ async def test_a_lost_connection_is_reconnected_and_caught_up(rig: Rig) -> None:
     assert rig.sleeps[0] == 1.0  # the first reconnect's backoff
 
 
-async def test_a_post_that_fails_is_logged_and_the_watcher_goes_on(
+async def test_a_post_that_fails_is_retried_at_the_next_sync(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     rig.fail_on = "BOOM"
     with caplog.at_level(logging.WARNING, logger="bot.watcher"):
-        async with rig.watching():
-            bad = rig.telegram.publish(KUBAN, "BOOM в Краснодаре")
+        async with rig.watching() as watcher:
+            bad = rig.telegram.publish(KUBAN, "BOOM: взрывы в Краснодаре")
             rig.telegram.publish(KUBAN, "Взрывы в Краснодаре")
-            await until(lambda: len(rig.processed()) == 1)
-    assert f"post(s) {KUBAN}/{bad} could not be processed; given up" in caplog.text
-    assert rig.sleeps[:2] == [0.5, 2.0]  # two retries first
-    kuban = await ChannelRepo(rig.db).find(KUBAN)
-    assert kuban is not None and kuban.last_error == f"processing failed: {KUBAN}/{bad}"
+            await until(lambda: len(rig.processed()) == 1)  # the watcher went on
+            assert f"post(s) {KUBAN}/{bad} could not be processed" in caplog.text
+            assert rig.sleeps[:2] == [0.5, 2.0]  # two retries at once
+            kuban = await ChannelRepo(rig.db).find(KUBAN)
+            assert kuban is not None and kuban.last_error == f"processing failed: {KUBAN}/{bad}"
+            rig.fail_on = None  # the fault passes: the next sync reads it again
+            watcher.request_sync()
+            await until(lambda: len(rig.processed()) == 2)
+    assert rig.processed()[-1].id == bad
+    assert await ChannelRepo(rig.db).failed_posts() == {}
+
+
+async def test_a_post_that_always_fails_is_given_up_and_costs_only_itself(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    await rig.first_run()
+    rig.fail_on = "BOOM"
+    bad = rig.publish_unseen(KUBAN, "BOOM: взрывы в Краснодаре")
+    good = rig.publish_unseen(KUBAN, "Взрывы в Краснодаре")  # same catch-up batch
+    with caplog.at_level(logging.ERROR, logger="bot.watcher"):
+        async with rig.watching() as watcher:
+            await until(lambda: good in [p.id for p in rig.processed()])
+            for _ in range(MAX_POST_ATTEMPTS):
+                watcher.request_sync()
+                await asyncio.sleep(0.05)
+            await until(lambda: "given up" in caplog.text)
+    assert f"post {KUBAN}/{bad} given up after {MAX_POST_ATTEMPTS} attempts" in caplog.text
+    assert await ChannelRepo(rig.db).failed_posts() == {}  # kept for review, not retried
 
 
 async def test_channels_that_cannot_be_followed_are_reported(rig: Rig) -> None:
@@ -362,3 +385,66 @@ async def test_the_session_file_is_private(tmp_path: Path) -> None:
         assert not client.is_connected()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+async def test_a_failed_catch_up_holds_the_marker_until_it_succeeds(rig: Rig) -> None:
+    await rig.first_run()
+    missed = rig.publish_unseen(KUBAN, "Взрывы в Краснодаре")
+    rig.telegram.flood_wait(GetHistory, 120)  # longer than the watcher waits
+    async with rig.watching() as watcher:
+        kuban = await ChannelRepo(rig.db).find(KUBAN)
+        assert kuban is not None and kuban.last_error is not None
+        assert "wait 120 s" in kuban.last_error
+        live = rig.telegram.publish(KUBAN, "Сбит беспилотник над Краснодаром")
+        await until(lambda: live in [p.id for p in rig.processed()])
+        kuban = await ChannelRepo(rig.db).find(KUBAN)
+        assert kuban is not None and kuban.last_message_id == 1  # the missed post is owed
+        watcher.client._flood_waited_requests.clear()  # as if the two minutes had passed
+        watcher.request_sync()
+        await until(lambda: missed in [p.id for p in rig.processed()])
+    assert [p.id for p in rig.processed(KUBAN)] == [1, live, missed]
+
+
+async def test_reactions_on_posts_never_seen_raise_nothing(rig: Rig) -> None:
+    old = rig.telegram.publish(KUBAN, "Взрывы в Краснодаре")  # before skywatch followed it
+    rig.clock.now += timedelta(hours=3)
+    async with rig.watching():
+        rig.telegram.react(KUBAN, old)
+        photo = rig.telegram.publish(KUBAN, "", media=True)  # a photo, no caption yet
+        rig.telegram.edit(KUBAN, photo, "Последствия атаки БПЛА в Краснодаре")
+        await until(lambda: len(rig.processed()) == 1)
+        await asyncio.sleep(0.05)
+    assert [p.id for p in rig.processed()] == [photo]  # the fresh caption, not the old post
+
+
+async def test_a_channel_added_while_running_is_caught_up_after_downtime(rig: Rig) -> None:
+    rig.telegram.add_channel(1004, "yeysk_news", "Ейск Новости", member=True)
+    rig.telegram.publish(1004, "Старая новость")  # history: not read
+    async with rig.watching() as watcher:
+        await rig.seed("@yeysk_news")
+        watcher.request_sync()
+        await until(lambda: 1004 in watcher._following)
+    missed = rig.publish_unseen(1004, "Взрывы в Ейске")
+    async with rig.watching():
+        pass
+    assert [p.id for p in rig.processed(1004)] == [missed]
+
+
+async def test_a_blip_during_catch_up_keeps_the_blind_window(rig: Rig) -> None:
+    await rig.first_run()
+    rig.clock.now += timedelta(minutes=40)
+    rig.publish_unseen(KUBAN, "Взрывы в Краснодаре")
+    rig.telegram.fail(GetHistory, ConnectionError("connection reset"))
+    async with rig.watching():
+        pass
+    [notice] = rig.notices
+    assert "blind for 40 min" in notice and "@kuban_news: 1" in notice
+
+
+async def test_an_existing_session_file_is_made_private_before_use(tmp_path: Path) -> None:
+    path = tmp_path / "telegram.session"
+    async with open_client(1, API_HASH, path):
+        pass
+    path.chmod(0o644)
+    async with open_client(1, API_HASH, path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -31,3 +31,16 @@ CREATE TABLE service_state (
     value           TEXT    NOT NULL,
     updated_at      INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Posts the pipeline failed to process: read again and retried at each catch-up, then
+-- given up (kept for review).
+CREATE TABLE watch_failures (
+    channel_id      INTEGER NOT NULL,
+    message_id      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL,
+    error           TEXT    NOT NULL,
+    given_up        INTEGER NOT NULL DEFAULT 0,
+    first_at        INTEGER NOT NULL,
+    last_at         INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, message_id)
+) WITHOUT ROWID;
