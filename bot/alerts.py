@@ -8,16 +8,15 @@ edit: a new kind, a count at least doubled, the first official confirmation.
 
 from __future__ import annotations
 
-import csv
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from importlib import resources
 from pathlib import Path
 
 from bot.detect import KIND_ORDER
 from bot.gazetteer import Gazetteer
+from bot.phrases import LANGUAGES, Phrases
 
 __all__ = [
     "LANGUAGES",
@@ -28,7 +27,6 @@ __all__ = [
     "escalations",
 ]
 
-LANGUAGES = ("ru", "uk", "en")
 MAX_MESSAGE = 4096  # Telegram's limit, in characters of visible text
 MAX_LINKS = 5
 MAX_PLACES = 8
@@ -56,6 +54,7 @@ class AlertView:
     links: tuple[str, ...] = ()  # https://t.me/<channel>/<id>, first reports first
     excerpt: str = ""  # the first report's text
     late: bool = False  # every report reached us long after it was posted (catch-up)
+    false_positive: bool = False  # an operator marked it so
 
     @property
     def confirmed(self) -> bool:
@@ -92,9 +91,7 @@ def escalations(
 class AlertTexts:
     """Render alerts and notices from the phrase table and the gazetteer's names."""
 
-    def __init__(
-        self, phrases: Mapping[str, Mapping[str, str]], gazetteer: Gazetteer, zone: tzinfo
-    ) -> None:
+    def __init__(self, phrases: Phrases, gazetteer: Gazetteer, zone: tzinfo) -> None:
         self.phrases = phrases
         self.gazetteer = gazetteer
         self.zone = zone
@@ -103,18 +100,12 @@ class AlertTexts:
     @classmethod
     def load(cls, gazetteer: Gazetteer, zone: tzinfo, path: Path | None = None) -> AlertTexts:
         """Read bot/data/alert_texts.tsv (or `path`)."""
-        path = path or Path(str(resources.files("bot") / "data" / TEXTS_FILE))
-        with path.open(encoding="utf-8") as handle:
-            lines = [line for line in handle if line.strip() and not line.startswith("#")]
-        phrases: dict[str, dict[str, str]] = {}
-        for row in csv.DictReader(lines, delimiter="\t"):
-            phrases[row["key"]] = {lang: row[lang] for lang in LANGUAGES}
+        phrases = Phrases.read(path) if path else Phrases.load("bot", TEXTS_FILE)
         return cls(phrases, gazetteer, zone)
 
     def phrase(self, key: str, lang: str, **values: object) -> str:
         """Return a phrase in a language (Russian when the language is unknown)."""
-        table = self.phrases[key]
-        return table.get(lang, table["ru"]).format(**values)
+        return self.phrases(key, lang, **values)
 
     def region_name(self, code: str, lang: str) -> str:
         """Return a region's name in a language, or its code."""
@@ -146,7 +137,7 @@ class AlertTexts:
         what = esc(self.what(view, lang, kinds)) or "—"
         what = what[:1].upper() + what[1:]
         title = f"<b>{what}</b>"
-        if view.status == "retracted":
+        if view.status == "retracted" or view.false_positive:
             title = f"<s>{title}</s>"
         places = [self.place_name(p, view.region, lang) for p in view.places[:MAX_PLACES]]
         where = esc(self.region_name(view.region, lang))
@@ -174,7 +165,9 @@ class AlertTexts:
         ]
         if view.late:
             lines.insert(1, f"⏳ {esc(self.phrase('late', lang))}")
-        if view.status == "retracted":
+        if view.false_positive:
+            lines.append(f"❌ {esc(self.phrase('false_positive', lang))}")
+        elif view.status == "retracted":
             lines.append(f"❌ {esc(self.phrase('retracted', lang))}")
         elif view.status == "closed":
             key = "closed.all_clear" if view.closed_reason == "all_clear" else "closed.quiet"

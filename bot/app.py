@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
@@ -24,25 +24,35 @@ from bot.gazetteer import Gazetteer
 from bot.group import GroupingSettings
 from bot.lexicon import Lexicon
 from bot.operators import OperatorNotices
+from bot.phrases import Phrases
 from bot.pipeline import Pipeline
-from bot.watcher import Watcher, open_client
+from bot.poller import POLL_TIMEOUT, Poller
+from bot.watcher import Watcher, WatcherHealth, open_client
+from handlers import build_router
+from handlers.operators import PAUSED_KEY
+from handlers.router import Control, Dispatcher, Services
 from storage.alerts import OutboxRepo, SubscriberRepo
-from storage.channels import ChannelRepo
+from storage.channels import ChannelRepo, StateRepo
 from storage.db import Database
 from storage.detections import DetectionRepo
 from storage.incidents import IncidentRepo
+from storage.operations import AuditRepo, RegionRepo, StatsRepo
 from storage.posts import PostRepo
 
 __all__ = [
     "load_detector",
     "load_gazetteer",
     "open_delivery",
+    "open_commands",
     "open_pipeline",
+    "ServiceControl",
     "run_service",
     "utc_now",
 ]
 
 log = logging.getLogger(__name__)
+
+COMMAND_TEXTS = "texts.tsv"  # handlers/data: subscriber replies in ru/uk/en
 
 
 def utc_now() -> datetime:
@@ -158,8 +168,11 @@ async def run_service(
     ) as (db, pipeline):
         async with db.transaction():
             added = await ChannelRepo(db).seed(config.channels, utc_now())
+            regions = await RegionRepo(db).seed(config.watch_regions, utc_now())
         if added:
             log.info("channels added from CHANNELS: %s", ", ".join(added))
+        if regions:
+            log.info("regions added from WATCH_REGIONS: %s", ", ".join(regions))
         async with (
             open_delivery(
                 db,
@@ -190,7 +203,92 @@ async def run_service(
                 notify=operators.tell,
                 on_channels=lambda channels: pipeline.use_channels(c.settings for c in channels),
             )
-            await _until_stopped(stop, watcher.run(), deliverer.run())
+            poller = await open_commands(
+                db,
+                deliverer.api,
+                ServiceControl(pipeline, notifier, watcher),
+                zone=config.alert_zone,
+                operator_ids=config.operator_ids,
+                limiter=deliverer.limiter,
+            )
+            await _until_stopped(stop, poller.run(), watcher.run(), deliverer.run())
+
+
+class ServiceControl:
+    """What operator commands change in the running service (see handlers.router.Control)."""
+
+    def __init__(
+        self, pipeline: Pipeline, notifier: Notifier, watcher: Watcher | None = None
+    ) -> None:
+        self.pipeline = pipeline
+        self.notifier = notifier
+        self.watcher = watcher
+
+    def set_watched(self, regions: Sequence[str]) -> None:
+        """Use a new set of watched regions."""
+        self.pipeline.use_regions(regions)
+        log.info("watched regions: %s", ", ".join(regions) or "none")
+
+    def set_paused(self, paused: bool) -> None:
+        """Stop or resume planning alerts."""
+        self.notifier.paused = paused
+        log.info("alerts %s", "paused" if paused else "resumed")
+
+    def sync_channels(self) -> None:
+        """Ask the watcher to follow the channels as stored now."""
+        if self.watcher is not None:
+            self.watcher.request_sync()
+
+    async def watcher_health(self) -> WatcherHealth | None:
+        """Return the watcher's health (None when no watcher runs)."""
+        return await self.watcher.health() if self.watcher is not None else None
+
+    async def reannounce(self, incident_id: str) -> bool:
+        """Edit an incident's alert to show its current state."""
+        return await self.notifier.reannounce(incident_id)
+
+
+async def open_commands(
+    db: Database,
+    api: BotApi,
+    control: Control,
+    *,
+    zone: tzinfo,
+    operator_ids: Iterable[int],
+    limiter: RateLimiter | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    poll_timeout: float = POLL_TIMEOUT,
+) -> Poller:
+    """Wire the chat commands over `db`: the dispatcher and the update poller.
+
+    The watched regions and the pause flag are read from the database, and the control
+    is told them, so that what operators set survives a restart.
+    """
+    async with db.reading():
+        watched = await RegionRepo(db).active()
+        paused = await StateRepo(db).get(PAUSED_KEY) == "1"
+    control.set_watched(watched)
+    control.set_paused(paused)
+    services = Services(
+        db=db,
+        subscribers=SubscriberRepo(db),
+        channels=ChannelRepo(db),
+        incidents=IncidentRepo(db),
+        regions=RegionRepo(db),
+        audit=AuditRepo(db),
+        stats=StatsRepo(db),
+        state=StateRepo(db),
+        gazetteer=load_gazetteer(),
+        alert_texts=AlertTexts.load(load_gazetteer(), zone),
+        phrases=Phrases.load("handlers", COMMAND_TEXTS),
+        control=control,
+        operator_ids=frozenset(operator_ids),
+        clock=clock,
+        watched=watched,
+        paused=paused,
+    )
+    dispatcher = Dispatcher(build_router(), services, bot_username="")
+    return Poller(api, db, dispatcher, clock, limiter=limiter, poll_timeout=poll_timeout)
 
 
 def _require(api_id: int | None) -> int:

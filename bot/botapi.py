@@ -10,6 +10,7 @@ Every failure is a BotApiError; the delivery loop decides by type::
     ├── MessageNotModified  400 "message is not modified": the edit is already there
     ├── MessageGone         400 "message to edit not found": send a fresh message
     ├── Unauthorized        401, 404: a revoked token or a wrong BOT_API_URL; nothing can go
+    ├── Conflict            409: another instance is reading this bot's updates
     └── BadRequest          any other 4xx: the request itself is wrong; never retried
 
 The token is part of every URL. It is kept out of this module's log lines, and
@@ -19,7 +20,7 @@ The token is part of every URL. It is kept out of this module's log lines, and
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -30,8 +31,10 @@ __all__ = [
     "BadRequest",
     "BotApi",
     "BotApiError",
+    "Keyboard",
     "ChatMigrated",
     "ChatUnavailable",
+    "Conflict",
     "MessageGone",
     "MessageNotModified",
     "RetryAfter",
@@ -99,8 +102,23 @@ class Unauthorized(BotApiError):
     """The Bot API refuses the token (401) or the URL is not a Bot API (404)."""
 
 
+class Conflict(BotApiError):
+    """Another process calls getUpdates (or a webhook is set) with this bot's token."""
+
+
 class BadRequest(BotApiError):
     """The request is wrong (malformed HTML, text too long...); repeating it will not help."""
+
+
+Keyboard = Sequence[Sequence[tuple[str, str]]]  # rows of (label, callback data)
+
+
+def _markup(keyboard: Keyboard) -> dict[str, Any]:
+    return {
+        "inline_keyboard": [
+            [{"text": label, "callback_data": data} for label, data in row] for row in keyboard
+        ]
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +191,9 @@ class BotApi:
         *,
         reply_to: int | None = None,
         silent: bool = False,
+        keyboard: Keyboard | None = None,
     ) -> SentMessage:
-        """Send an HTML message; a reply to a missing message is sent on its own."""
+        """Send an HTML message (with inline buttons); a reply to a missing one goes alone."""
         params: dict[str, Any] = {
             "chat_id": chat_id,
             "text": text,
@@ -182,6 +201,8 @@ class BotApi:
             "link_preview_options": {"is_disabled": True},
             "disable_notification": silent,
         }
+        if keyboard is not None:
+            params["reply_markup"] = _markup(keyboard)
         if reply_to is not None:
             params["reply_parameters"] = {
                 "message_id": reply_to,
@@ -190,18 +211,63 @@ class BotApi:
         result = await self.call("sendMessage", params)
         return SentMessage(chat_id, int(result["message_id"]))
 
-    async def edit_message_text(self, chat_id: int, message_id: int, text: str) -> None:
-        """Replace a message's text (HTML)."""
-        await self.call(
-            "editMessageText",
+    async def edit_message_text(
+        self, chat_id: int, message_id: int, text: str, *, keyboard: Keyboard | None = None
+    ) -> None:
+        """Replace a message's text (HTML) and its inline buttons (none: removed)."""
+        params: dict[str, Any] = {
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        if keyboard is not None:
+            params["reply_markup"] = _markup(keyboard)
+        await self.call("editMessageText", params)
+
+    async def get_me(self) -> dict[str, Any]:
+        """Return the bot's own user (id, username)."""
+        return dict(await self.call("getMe", {}))
+
+    async def get_updates(self, offset: int, timeout: float, limit: int = 100) -> list[Any]:
+        """Long-poll for updates from `offset` on; wait up to `timeout` seconds for one."""
+        result = await self.call(
+            "getUpdates",
             {
-                "chat_id": chat_id,
-                "message_id": message_id,
-                "text": text,
-                "parse_mode": "HTML",
-                "link_preview_options": {"is_disabled": True},
+                "offset": offset,
+                "timeout": int(timeout),
+                "limit": limit,
+                "allowed_updates": ["message", "edited_message", "callback_query"],
             },
+            timeout=self._timeout + timeout,
         )
+        return list(result) if isinstance(result, list) else []
+
+    async def answer_callback_query(self, callback_id: str, text: str | None = None) -> None:
+        """Stop a button's spinner, showing `text` briefly if given."""
+        params: dict[str, Any] = {"callback_query_id": callback_id}
+        if text:
+            params["text"] = text[:200]
+        await self.call("answerCallbackQuery", params)
+
+    async def set_my_commands(
+        self,
+        commands: Sequence[tuple[str, str]],
+        *,
+        chat_id: int | None = None,
+        language: str | None = None,
+    ) -> None:
+        """Set the command menu: for everyone, or for one chat (operators), per language."""
+        params: dict[str, Any] = {
+            "commands": [{"command": name, "description": text} for name, text in commands],
+            "scope": {"type": "chat", "chat_id": chat_id}
+            if chat_id is not None
+            else {"type": "default"},
+        }
+        if language:
+            params["language_code"] = language
+        await self.call("setMyCommands", params)
 
 
 def _error(method: str, status: int, body: Mapping[str, Any]) -> BotApiError:
@@ -218,6 +284,8 @@ def _error(method: str, status: int, body: Mapping[str, Any]) -> BotApiError:
     migrated = (body.get("parameters") or {}).get("migrate_to_chat_id")
     if migrated:
         return ChatMigrated(method, description, int(migrated))
+    if code == 409:
+        return Conflict(method, description, code)
     if code in (401, 404):
         return Unauthorized(method, description, code)
     if code == 403 or (code == 400 and any(reason in lowered for reason in CHAT_GONE)):

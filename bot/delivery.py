@@ -208,6 +208,7 @@ class AlertViews:
             links=tuple(links),
             excerpt=excerpt,
             late=await self.late(incident.id),
+            false_positive=await self.incidents.false_positive(incident.id) is not None,
         )
 
     async def late(self, incident_id: str) -> bool:
@@ -249,6 +250,7 @@ class Notifier:
     ) -> None:
         self.subscribers = subscribers
         self.suppress_late = suppress_late
+        self.paused = False  # operators paused alerts: nothing is planned
         self.edit_spacing = edit_spacing
         self.outbox = outbox
         self.views = views
@@ -258,6 +260,8 @@ class Notifier:
 
     async def plan(self, incidents: Iterable[Incident]) -> int:
         """Queue new alerts, edits and notices for changed incidents; return rows touched."""
+        if self.paused:
+            return 0
         now = self.clock()
         touched = 0
         loaded: list[Subscriber] = []
@@ -308,7 +312,7 @@ class Notifier:
         # Only a live incident rings again: a morning tally of a finished night edits.
         found = (
             escalations(state.kinds, state.counts, state.official, view)
-            if incident.status is Status.ACTIVE
+            if incident.status is Status.ACTIVE and not view.false_positive
             else []
         )
         rung = state
@@ -348,6 +352,23 @@ class Notifier:
         await self.outbox.bump(incident.id, version, now, self.edit_spacing)
         await self.outbox.save_state(replace(rung, version=version), now)
         return len(chats) + 1
+
+    async def reannounce(self, incident_id: str) -> bool:
+        """Edit an incident's alert to show what it says now (a false-positive mark).
+
+        Return False when no alert was planned for it.
+        """
+        state = await self.outbox.state(incident_id)
+        if state is None:
+            return False
+        now = self.clock()
+        version = state.version + 1
+        await self.outbox.drop_unsent(incident_id, "withdrawn by an operator", now)
+        await self.outbox.bump(incident_id, version, now, 0.0)
+        await self.outbox.save_state(replace(state, version=version), now)
+        if self.on_planned is not None:
+            self.on_planned()
+        return True
 
 
 class Deliverer:

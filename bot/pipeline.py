@@ -92,6 +92,11 @@ class Pipeline:
         self._settings: dict[tuple[int, str | None], ChannelSettings] = {}
         self._stale = False  # memory may differ from the database: reload before the next batch
 
+    def use_regions(self, regions: Iterable[str]) -> None:
+        """Watch another set of regions (operators changed them); incidents are kept."""
+        self.watch_regions = tuple(regions)
+        self._watched = frozenset(self.watch_regions)
+
     def use_channels(self, settings: Iterable[ChannelSettings]) -> None:
         """Take new channel settings (the watcher resolved or an operator changed channels)."""
         self.channels = ChannelBook(settings)

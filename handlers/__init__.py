@@ -1,4 +1,26 @@
-"""Chat commands for subscribers and operators (parsing, authorisation, replies).
+"""Chat commands: subscribers manage their alerts, operators run the service.
 
-Handlers call services from `bot/` and repositories from `storage/`; they never talk HTTP.
+Every command is registered here, in one place: `build_router()` puts the routers of the
+handler modules together. Which commands are operator-only is said where each is
+registered (`operator=True`) and enforced once, by `handlers.router.Dispatcher`.
 """
+
+from __future__ import annotations
+
+from handlers import operators, subscribers
+from handlers.router import Command, Router
+
+__all__ = ["build_router", "menu"]
+
+
+def build_router() -> Router:
+    """Return a router holding every command and button handler."""
+    router = Router()
+    router.include(subscribers.router)
+    router.include(operators.router)
+    return router
+
+
+def menu(router: Router, *, operator: bool) -> list[Command]:
+    """Return the commands of the command menu: subscribers', or everything for operators."""
+    return [c for c in router.commands.values() if operator or not c.operator]

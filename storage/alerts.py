@@ -75,6 +75,13 @@ class SubscriberRepo:
         )
         return _subscriber(rows[0]) if rows else None
 
+    async def everyone(self) -> list[Subscriber]:
+        """Return every subscriber, active or not."""
+        rows = await _fetch(
+            self.db, f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers ORDER BY chat_id"
+        )
+        return [_subscriber(row) for row in rows]
+
     async def active(self) -> list[Subscriber]:
         """Return every active subscriber."""
         rows = await _fetch(

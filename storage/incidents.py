@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from bot.incident import Incident, Independence, Member, Role, Status, Via
 from bot.models import PostKey
 from storage.db import Database
 
-__all__ = ["IncidentRepo"]
+__all__ = ["IncidentRepo", "PostEvidence"]
 
 _INCIDENT_COLUMNS = "id, region, status, closed_reason, first_report, last_report"
 _MEMBER_COLUMNS = (
@@ -37,6 +38,21 @@ def _key_of(text: str | None) -> PostKey | None:
         return None
     channel, _, post = text.partition("/")
     return (int(channel), int(post))
+
+
+@dataclass(frozen=True, slots=True)
+class PostEvidence:
+    """One post of an incident, as `/why` and review show it."""
+
+    channel_id: int
+    message_id: int
+    date: datetime
+    role: str  # report | all_clear
+    via: str  # first | region | near_duplicate | follow_up
+    independence: str  # original | echo | copy | forward
+    link: str | None
+    text: str
+    evidence: tuple[dict[str, Any], ...]
 
 
 class IncidentRepo:
@@ -151,6 +167,70 @@ class IncidentRepo:
             (incident_id, limit),
         )
         return [(row[0], row[1], row[2]) for row in rows]
+
+    async def recent(
+        self, regions: Sequence[str] | None = None, limit: int = 10
+    ) -> list[Incident]:
+        """Return the latest incidents (in the given regions), newest first, retracted left out."""
+        where = "status != 'retracted'"
+        params: list[Any] = []
+        if regions is not None:
+            where += f" AND region IN ({', '.join('?' for _ in regions)})"
+            params += list(regions)
+        found = await self._load(
+            f"WHERE id IN (SELECT id FROM incidents WHERE {where}"
+            " ORDER BY last_report DESC LIMIT ?)",
+            (*params, limit),
+        )
+        return sorted(found, key=lambda i: (i.last_report, i.id), reverse=True)
+
+    async def evidence_of(self, incident_id: str) -> list[PostEvidence]:
+        """Return each post of an incident with its text and evidence, oldest first."""
+        rows = await self.db.conn.execute_fetchall(
+            "SELECT m.channel_id, m.message_id, m.date, m.role, m.via, m.independence,"
+            " p.link, p.text, coalesce(d.evidence, '[]') FROM incident_posts m"
+            " JOIN posts p USING (channel_id, message_id)"
+            " LEFT JOIN detections d USING (channel_id, message_id)"
+            " WHERE m.incident_id = ? ORDER BY m.date, m.channel_id, m.message_id",
+            (incident_id,),
+        )
+        return [
+            PostEvidence(
+                channel_id=row[0],
+                message_id=row[1],
+                date=datetime.fromtimestamp(row[2], tz=UTC),
+                role=row[3],
+                via=row[4],
+                independence=row[5],
+                link=row[6],
+                text=row[7],
+                evidence=tuple(json.loads(row[8])),
+            )
+            for row in rows
+        ]
+
+    async def mark_false_positive(
+        self, incident_id: str, user_id: int, note: str, now: datetime
+    ) -> bool:
+        """Record an operator's false-positive mark; return False if it was marked already."""
+        cursor = await self.db.conn.execute(
+            "INSERT INTO false_positives (incident_id, user_id, note, marked_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO NOTHING",
+            (incident_id, user_id, note[:500], _ts(now)),
+        )
+        return bool(cursor.rowcount)
+
+    async def false_positive(self, incident_id: str) -> tuple[int, str, datetime] | None:
+        """Return who marked an incident a false positive, the note and when; or None."""
+        rows = list(
+            await self.db.conn.execute_fetchall(
+                "SELECT user_id, note, marked_at FROM false_positives WHERE incident_id = ?",
+                (incident_id,),
+            )
+        )
+        if not rows:
+            return None
+        return int(rows[0][0]), str(rows[0][1]), datetime.fromtimestamp(rows[0][2], tz=UTC)
 
     async def receipt_delay(self, incident_id: str) -> float | None:
         """Return how many seconds after posting its most promptly received report arrived."""
