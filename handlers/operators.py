@@ -162,9 +162,13 @@ async def cmd_removechannel(ctx: Context) -> Reply:
 async def _set_watched(ctx: Context, code: str, watched: bool) -> bool:
     changed = await ctx.services.regions.set(code, watched, ctx.now)
     regions = await ctx.services.regions.active()
-    ctx.services.watched = regions
-    control = ctx.services.control
-    ctx.after_commit.append(lambda: control.set_watched(regions))
+    services = ctx.services
+
+    def apply() -> None:
+        services.watched = regions
+        services.control.set_watched(regions)
+
+    ctx.after_commit.append(apply)
     return changed
 
 
@@ -205,9 +209,13 @@ PAUSED_KEY = "alerts.paused"
 
 async def _set_paused(ctx: Context, paused: bool) -> None:
     await ctx.services.state.set(PAUSED_KEY, "1" if paused else "0", ctx.now)
-    ctx.services.paused = paused
-    control = ctx.services.control
-    ctx.after_commit.append(lambda: control.set_paused(paused))
+    services = ctx.services
+
+    def apply() -> None:
+        services.paused = paused
+        services.control.set_paused(paused)
+
+    ctx.after_commit.append(apply)
 
 
 @router.command("pause", operator=True)

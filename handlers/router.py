@@ -262,20 +262,22 @@ class Dispatcher:
         if len(update.text) > MAX_INPUT:
             result.replies.append(Reply(self.services.phrases("too_long", language)))
             return result
-        parsed = parse_command(clean(update.text), self.bot_username)
-        if parsed is None:
-            if update.chat_type == "private" and update.text.strip():
-                result.replies.append(Reply(self.services.phrases("not_command", language)))
-            return result
-        name, args = parsed
+        text = clean(update.text)
+        parsed = parse_command(text, self.bot_username)
+        if parsed is None and (text.startswith("/") or update.chat_type != "private"):
+            return result  # a command for another bot, or group chatter
         if self._flooding(update.user_id):
             if update.user_id not in self._warned:
                 self._warned.add(update.user_id)
                 result.replies.append(Reply(self.services.phrases("flood", language)))
-            log.warning("user %s is flooding; /%s ignored", update.user_id, name)
+            log.warning("user %s is flooding; message ignored", update.user_id)
             return result
         self._warned.discard(update.user_id)
-        await self._command(update, name, args, language, result)
+        if parsed is None:
+            if update.text.strip():
+                result.replies.append(Reply(self.services.phrases("not_command", language)))
+            return result
+        await self._command(update, *parsed, language, result)
         return result
 
     async def _command(

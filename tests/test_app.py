@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,6 @@ from telethon import functions
 
 from bot.app import load_gazetteer, run_service
 from bot.config import Config, load_config
-from bot.models import Subscriber
-from storage.alerts import SubscriberRepo
 from storage.channels import ChannelRepo
 from storage.db import Database
 from tests.fakes.botapi import FakeBotApi
@@ -56,26 +53,37 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_a_post_becomes_an_alert_and_the_service_stops_cleanly(
+async def test_a_subscriber_starts_a_post_becomes_an_alert_the_service_stops(
     tmp_path: Path, api: FakeBotApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shorten_telethon_delays(monkeypatch)
     config = service_config(tmp_path, api)
-    async with Database(config.database_path) as db, db.transaction():
-        await SubscriberRepo(db).save(Subscriber(SUBSCRIBER), datetime.now(tz=UTC))
     telegram = FakeTelegram()
     telegram.add_channel(KUBAN, "kuban_news", "Оперштаб Кубани", member=True)
     stop = asyncio.Event()
     service = asyncio.create_task(run_service(config, stop=stop, attach=telegram.attach))
     try:
         await until(lambda: bool(telegram.requests_of(functions.messages.GetHistoryRequest)))
+        api.inject_update(
+            {
+                "message": {
+                    "message_id": 1,
+                    "date": 0,
+                    "chat": {"id": SUBSCRIBER, "type": "private"},
+                    "from": {"id": SUBSCRIBER, "is_bot": False, "first_name": "A"},
+                    "text": "/start",
+                }
+            }
+        )
+        await until(lambda: len(api.messages(SUBSCRIBER)) == 1)  # «Вы подписаны…»
         telegram.publish(KUBAN, "Атака беспилотников на Краснодар, работает ПВО")
-        await until(lambda: len(api.messages(SUBSCRIBER)) == 1)
+        await until(lambda: len(api.messages(SUBSCRIBER)) == 2)
     finally:
         stop.set()
         with suppress(asyncio.CancelledError):
             await asyncio.wait_for(service, WAIT)
-    [alert] = api.messages(SUBSCRIBER)
+    welcome, alert = api.messages(SUBSCRIBER)
+    assert "подписаны" in welcome.text
     assert "Краснодар" in alert.text and "официально" in alert.text
     async with Database(config.database_path) as db:
         kuban = await ChannelRepo(db).find(KUBAN)
