@@ -20,6 +20,7 @@ The token is part of every URL. It is kept out of this module's log lines, and
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -236,7 +237,7 @@ class BotApi:
             "getUpdates",
             {
                 "offset": offset,
-                "timeout": int(timeout),
+                "timeout": math.ceil(timeout),  # whole seconds; 0 would poll busily
                 "limit": limit,
                 "allowed_updates": ["message", "edited_message", "callback_query"],
             },

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 from bot.botapi import (
     BotApi,
@@ -46,6 +47,7 @@ UNAUTHORIZED_PAUSE = 60.0
 RETRY_BASE = 1.0  # seconds after a network error, doubled up to RETRY_MAX
 RETRY_MAX = 60.0
 FAILED_UPDATE_PAUSE = 5.0  # seconds before an update whose transaction failed is retried
+FAILED_UPDATE_TRIES = 5  # then it is skipped (logged with its id), so others are not held
 
 
 class Poller:
@@ -70,6 +72,7 @@ class Poller:
         self.poll_timeout = poll_timeout
         self.sleep = sleep
         self.state = StateRepo(db)
+        self._failures: dict[int, int] = {}  # update id → failed transactions
 
     async def run(self) -> None:
         """Learn the bot's username, publish the command menu, then poll until cancelled."""
@@ -103,10 +106,13 @@ class Poller:
                 continue
             backoff = RETRY_BASE
             for raw in updates:
-                offset = await self._one(raw, offset)
+                handled = await self._one(raw, offset)
+                if handled is None:
+                    break  # poll again from the update that failed: none after it first
+                offset = handled
 
-    async def _one(self, raw: object, offset: int) -> int:
-        """Handle one update; return the offset to poll from next."""
+    async def _one(self, raw: object, offset: int) -> int | None:
+        """Handle one update; return the offset to poll from next, None if it failed."""
         update = incoming(raw)
         if update is None:
             log.warning("an update without update_id was skipped")
@@ -119,10 +125,17 @@ class Poller:
                 await self.state.set(OFFSET_KEY, str(update.update_id + 1), self.clock())
         except Exception:
             # The transaction failed (the database, not the command: the dispatcher owns
-            # command errors). The update is read again at the next poll.
-            log.exception("update %s could not be handled; retrying", update.update_id)
-            await self.sleep(FAILED_UPDATE_PAUSE)
-            return offset
+            # command errors). The update is read again at the next poll, before any later
+            # one; one that keeps failing is skipped, so that it cannot hold up the rest.
+            tries = self._failures.get(update.update_id, 0) + 1
+            self._failures[update.update_id] = tries
+            if tries < FAILED_UPDATE_TRIES:
+                log.exception("update %s could not be handled; retrying", update.update_id)
+                await self.sleep(FAILED_UPDATE_PAUSE)
+                return None
+            log.exception("update %s skipped after %d failures", update.update_id, tries)
+            return await self._skip(update.update_id)
+        self._failures.pop(update.update_id, None)
         for apply in result.after_commit:
             try:
                 apply()
@@ -131,6 +144,18 @@ class Poller:
         await self._answer(update, result)
         await self._send(update, result.replies)
         return update.update_id + 1
+
+    async def _skip(self, update_id: int) -> int | None:
+        """Store the offset past an update that cannot be handled."""
+        try:
+            async with self.db.transaction():
+                await self.state.set(OFFSET_KEY, str(update_id + 1), self.clock())
+        except Exception:
+            log.exception("the offset past update %s could not be stored", update_id)
+            await self.sleep(FAILED_UPDATE_PAUSE)
+            return None
+        self._failures.pop(update_id, None)
+        return update_id + 1
 
     async def _introduce(self) -> None:
         """Ask for the bot's username (commands may be addressed to it), then set the menu."""
@@ -197,16 +222,21 @@ async def publish_menu(
     Best effort: a failure is logged, and commands work without a menu.
     """
     everyone = [c for c in router.commands.values() if not c.operator]
-    try:
-        await api.set_my_commands([(c.name, phrases(c.menu, "ru")) for c in everyone])
-        for language in ("uk", "en"):
-            await api.set_my_commands(
-                [(c.name, phrases(c.menu, language)) for c in everyone], language=language
-            )
-        full = [(c.name, phrases(c.menu, "en")) for c in everyone] + [
-            (c.name, OPERATOR_MENU[c.name]) for c in router.commands.values() if c.operator
-        ]
-        for chat_id in operator_ids:
-            await api.set_my_commands(full, chat_id=chat_id)
-    except BotApiError as err:
-        log.warning("the command menu was not set: %s", err)
+    full = [(c.name, phrases(c.menu, "en")) for c in everyone] + [
+        (c.name, OPERATOR_MENU[c.name]) for c in router.commands.values() if c.operator
+    ]
+    menus: list[tuple[str, list[tuple[str, str]], dict[str, Any]]] = [
+        ("default", [(c.name, phrases(c.menu, "ru")) for c in everyone], {}),
+        *(
+            (language, [(c.name, phrases(c.menu, language)) for c in everyone],
+             {"language": language})
+            for language in ("uk", "en")
+        ),
+        # Telegram refuses a chat that never opened the bot: the others still get theirs.
+        *((f"operator {chat_id}", full, {"chat_id": chat_id}) for chat_id in operator_ids),
+    ]  # fmt: skip
+    for name, commands, scope in menus:
+        try:
+            await api.set_my_commands(commands, **scope)
+        except BotApiError as err:
+            log.warning("the %s command menu was not set: %s", name, err)

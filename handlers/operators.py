@@ -346,7 +346,9 @@ async def cmd_why(ctx: Context) -> list[Reply]:
     marked = await ctx.services.incidents.false_positive(incident_id)
     if marked is not None:
         user, note, at = marked
-        lines.append(f"\nMarked a false positive by {user} at {at:%m-%d %H:%M} UTC: {note}")
+        lines.append(
+            f"\nMarked a false positive by {user} at {at:%m-%d %H:%M} UTC: {html.escape(note)}"
+        )
     return _chunks(lines)
 
 

@@ -19,6 +19,7 @@ Handlers return replies; the poller sends them after the update's transaction co
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 import unicodedata
@@ -59,6 +60,7 @@ FLOOD_COMMANDS = 12  # commands a user may send in FLOOD_WINDOW
 FLOOD_WINDOW = 60.0  # seconds
 MAX_TRACKED_USERS = 10_000
 INVISIBLE = {"Cf", "Cc", "Co", "Cs"}  # format, control, private-use, surrogate characters
+PRIVATE_ONLY = "Operator commands work only in a private chat with the bot."
 
 
 class UsageError(Exception):
@@ -207,7 +209,7 @@ class Router:
 
 def clean(text: str) -> str:
     """Normalise odd Unicode: NFKC, invisible and control characters dropped (not \\n)."""
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", text).replace("\t", " ").replace("\r", " ")
     return "".join(
         ch for ch in text if ch == "\n" or unicodedata.category(ch) not in INVISIBLE
     ).strip()
@@ -259,10 +261,7 @@ class Dispatcher:
         if update.kind != "message":
             return result
         language = await self._language(update)
-        if len(update.text) > MAX_INPUT:
-            result.replies.append(Reply(self.services.phrases("too_long", language)))
-            return result
-        text = clean(update.text)
+        text = clean(update.text[: MAX_INPUT + 1])
         parsed = parse_command(text, self.bot_username)
         if parsed is None and (text.startswith("/") or update.chat_type != "private"):
             return result  # a command for another bot, or group chatter
@@ -273,6 +272,9 @@ class Dispatcher:
             log.warning("user %s is flooding; message ignored", update.user_id)
             return result
         self._warned.discard(update.user_id)
+        if len(update.text) > MAX_INPUT:
+            result.replies.append(Reply(self.services.phrases("too_long", language)))
+            return result
         if parsed is None:
             if update.text.strip():
                 result.replies.append(Reply(self.services.phrases("not_command", language)))
@@ -293,6 +295,11 @@ class Dispatcher:
                 await self._audit(update, name, args, "refused", "not an operator")
             result.replies.append(Reply(services.phrases("unknown", language)))
             return
+        if command.operator and update.chat_type != "private":
+            # Operators' output (stats, subscribers, evidence) is not for a whole group.
+            await self._audit(update, name, args, "refused", "not a private chat")
+            result.replies.append(Reply(PRIVATE_ONLY))
+            return
         ctx = Context(
             update,
             name,
@@ -309,7 +316,7 @@ class Dispatcher:
                 replies = await command.handler(ctx)
         except UsageError as err:
             outcome, detail = "bad_input", str(err)
-            replies = Reply(str(err))
+            replies = Reply(html.escape(str(err)))
         except Exception as err:
             # Each command's boundary: log it, apologise, keep polling.
             log.exception("/%s failed (chat %s, user %s)", name, update.chat_id, update.user_id)

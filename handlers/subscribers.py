@@ -19,7 +19,7 @@ router = Router()
 MAX_MUTE = timedelta(days=7)
 STATUS_WINDOW = timedelta(hours=24)
 STATUS_LIMIT = 5
-_DURATION = re.compile(r"^(\d{1,4})\s*([a-zа-яіїє]*)$")
+_DURATION = re.compile(r"^(\d{1,5})\s*([a-zа-яіїє]*)$")
 _UNITS = {
     "m": 1,
     "min": 1,
@@ -200,6 +200,8 @@ async def cmd_status(ctx: Context) -> Reply:
     for incident in found:
         kinds = ", ".join(texts.phrase(f"kind.{kind}", ctx.language) for kind in incident.kinds)
         state = ctx.say("status.active" if incident.status.value == "active" else "status.closed")
+        if await ctx.services.incidents.false_positive(incident.id) is not None:
+            state = ctx.say("status.false_positive")
         first = _local(ctx, incident.first_report)
         last = f"{incident.last_report.astimezone(texts.zone):%H:%M}"
         region = texts.region_name(incident.region, ctx.language)
@@ -211,6 +213,6 @@ async def cmd_status(ctx: Context) -> Reply:
 async def cmd_help(ctx: Context) -> Reply:
     """Say what the bot does; operators also get their commands."""
     text = html.escape(ctx.say("help"))
-    if ctx.operator:
+    if ctx.operator and ctx.update.chat_type == "private":
         text += "\n\n" + html.escape(OPERATOR_HELP)
     return Reply(text)

@@ -130,7 +130,7 @@ class ChannelRepo:
         return rows[0] if rows else None
 
     async def all(self, *states: str) -> list[WatchedChannel]:
-        """Return every channel (in the given states), in the order they were added."""
+        """Return every channel (in the given states), by when they were added, then ref."""
         if not states:
             return await self._select("", ())
         marks = ", ".join("?" for _ in states)
