@@ -14,6 +14,7 @@ from bot.alerts import LANGUAGES
 from bot.app import load_gazetteer, run_service
 from bot.channels import ChannelSettings, parse_channels
 from bot.config import Config, load_config
+from bot.demo import demo
 from bot.errors import ConfigError, LoginRequired, RegionError, SkywatchError
 from bot.evaluate import evaluate, load_labels, load_watch, write_report
 from bot.logging_setup import configure_logging
@@ -125,7 +126,27 @@ def _channels(raw: str | None, config: Config) -> tuple[ChannelSettings, ...]:
     return channels
 
 
+DEMO_NOTE = """
+That was a demo: the bundled sample export (bot/data/sample) through the whole pipeline,
+rendered as a subscriber would read it. To monitor channels live:
+  1. copy .env.example to .env and fill in TELEGRAM_API_ID and TELEGRAM_API_HASH
+     (my.telegram.org), BOT_TOKEN (@BotFather), OPERATOR_IDS, WATCH_REGIONS and CHANNELS;
+  2. log the user client in once: python -m bot login
+  3. make run
+"""
+
+
 def _cmd_run() -> int:
+    config = _config(require_watch=False)
+    if not (config.telegram_api_id or config.telegram_api_hash or config.bot_token):
+        # Nothing to connect with: show what the service does instead of only failing.
+        configure_logging("WARNING", config.log_format)
+        sys.stderr.write(
+            "skywatch: no Telegram credentials are configured; running the demo instead.\n"
+        )
+        asyncio.run(demo(sys.stdout, config.alert_zone))
+        sys.stdout.write(DEMO_NOTE)
+        return EXIT_OK
     config = _config(require_live=True)
     configure_logging(config.log_level, config.log_format)
     try:

@@ -102,21 +102,39 @@ def test_unknown_region_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "unknown region" in capsys.readouterr().err
 
 
-def test_run_without_configuration_names_what_is_missing(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.chdir(tmp_path)
+def _no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
     for name in (
         "TELEGRAM_API_ID",
         "TELEGRAM_API_HASH",
         "BOT_TOKEN",
         "OPERATOR_IDS",
         "WATCH_REGIONS",
+        "TELEGRAM_SESSION",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_run_without_credentials_shows_the_demo_and_how_to_configure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _no_configuration(monkeypatch, tmp_path)
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("📍 Краснодарский край") == 2 and "📍 Ростовская область" in out
+    assert "↳ rang later: ⚠️ Краснодарский край: Новое: беспилотники" in out
+    assert "<b>" not in out  # rendered for a terminal
+    assert "python -m bot login" in out and "TELEGRAM_API_ID" in out
+
+
+def test_run_half_configured_names_what_is_missing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _no_configuration(monkeypatch, tmp_path)
+    monkeypatch.setenv("BOT_TOKEN", "123456:TEST-token")
     assert main(["run"]) == 2
     err = capsys.readouterr().err
-    for name in ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "BOT_TOKEN", "WATCH_REGIONS"):
+    for name in ("TELEGRAM_API_ID", "TELEGRAM_API_HASH", "OPERATOR_IDS", "WATCH_REGIONS"):
         assert name in err
 
 
