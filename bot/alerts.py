@@ -187,6 +187,20 @@ class AlertTexts:
             text += f"\n\n<i>«{esc(excerpt)}»</i>"
         return text
 
+    def brief(
+        self,
+        region: str,
+        kinds: Sequence[str],
+        first: datetime,
+        last: datetime,
+        lang: str,
+    ) -> str:
+        """Return one line about an incident: «• 04.03 05:30–06:10 Краснодарский край: взрывы»."""
+        what = ", ".join(self.phrase(f"kind.{kind}", lang) for kind in kinds)
+        start = first.astimezone(self.zone)
+        end = last.astimezone(self.zone)
+        return f"• {start:%d.%m %H:%M}–{end:%H:%M} {self.region_name(region, lang)}: {what}"
+
     def notice(self, view: AlertView, found: Sequence[Escalation], lang: str) -> str:
         """Return a short escalation notice (sent as a reply to the alert)."""
         parts = []

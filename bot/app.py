@@ -22,7 +22,9 @@ from bot.detect import Detector
 from bot.errors import ConfigError
 from bot.gazetteer import Gazetteer
 from bot.group import GroupingSettings
+from bot.jobs import Jobs, JobSettings
 from bot.lexicon import Lexicon
+from bot.metrics import HealthServer, Metrics
 from bot.operators import OperatorNotices
 from bot.phrases import Phrases
 from bot.pipeline import Pipeline
@@ -38,6 +40,7 @@ from storage.detections import DetectionRepo
 from storage.incidents import IncidentRepo
 from storage.operations import AuditRepo, RegionRepo, StatsRepo
 from storage.posts import PostRepo
+from storage.review import ReviewRepo
 
 __all__ = [
     "load_detector",
@@ -203,15 +206,52 @@ async def run_service(
                 notify=operators.tell,
                 on_channels=lambda channels: pipeline.use_channels(c.settings for c in channels),
             )
+            control = ServiceControl(pipeline, notifier, watcher)
             poller = await open_commands(
                 db,
                 deliverer.api,
-                ServiceControl(pipeline, notifier, watcher),
+                control,
                 zone=config.alert_zone,
                 operator_ids=config.operator_ids,
                 limiter=deliverer.limiter,
             )
-            await _until_stopped(stop, poller.run(), watcher.run(), deliverer.run())
+            metrics = _metrics(db, pipeline, deliverer, watcher)
+            jobs = Jobs(
+                db,
+                pipeline,
+                deliverer,
+                deliverer.texts,
+                JobSettings(config.retention, config.data_dir / "backups", config.backup_keep),
+                clock=utc_now,
+                notify=operators.tell,
+                watcher_health=watcher.health,
+            )
+            async with _health_server(config, metrics, db, watcher):
+                scheduler = jobs.scheduler()
+                scheduler.start()
+                try:
+                    # In this order: the first to stop is the one that reads new work.
+                    await _until_stopped(stop, poller.run, watcher.run, deliverer.run)
+                finally:
+                    scheduler.shutdown(wait=False)
+
+
+def _metrics(db: Database, pipeline: Pipeline, deliverer: Deliverer, watcher: Watcher) -> Metrics:
+    """Count what the pipeline and delivery do; read the outbox and watcher when scraped."""
+    metrics = Metrics()
+    pipeline.metrics = deliverer.metrics = metrics
+    stats = StatsRepo(db)
+
+    async def queued() -> float:
+        async with db.reading():
+            return float((await stats.since(utc_now())).queued)
+
+    async def connected() -> float:
+        return float(watcher.connected)
+
+    metrics.gauges["skywatch_outbox_messages"] = queued
+    metrics.gauges["skywatch_watcher_connected"] = connected
+    return metrics
 
 
 class ServiceControl:
@@ -274,6 +314,7 @@ async def open_commands(
         subscribers=SubscriberRepo(db),
         channels=ChannelRepo(db),
         incidents=IncidentRepo(db),
+        review=ReviewRepo(db),
         regions=RegionRepo(db),
         audit=AuditRepo(db),
         stats=StatsRepo(db),
@@ -291,20 +332,51 @@ async def open_commands(
     return Poller(api, db, dispatcher, clock, limiter=limiter, poll_timeout=poll_timeout)
 
 
+@asynccontextmanager
+async def _health_server(
+    config: Config, metrics: Metrics, db: Database, watcher: Watcher
+) -> AsyncIterator[HealthServer | None]:
+    """Serve /healthz and /metrics while the service runs (unless HEALTH_PORT=0)."""
+    if not config.health_port:
+        yield None
+        return
+
+    async def check() -> dict[str, object]:
+        try:
+            async with db.reading() as conn:
+                await conn.execute_fetchall("SELECT 1")
+        except Exception as err:
+            return {"status": "error", "database": f"unavailable: {type(err).__name__}"}
+        return {
+            "status": "ok",
+            "database": "ok",
+            "watcher": "listening"
+            if watcher.listening
+            else "connected"
+            if watcher.connected
+            else "disconnected",
+        }
+
+    async with HealthServer(metrics, check, config.health_host, config.health_port) as server:
+        yield server
+
+
 def _require(api_id: int | None) -> int:
     if api_id is None:
         raise ConfigError(["TELEGRAM_API_ID is missing (get it at my.telegram.org)"])
     return api_id
 
 
-async def _until_stopped(stop: asyncio.Event, *jobs: Coroutine[Any, Any, None]) -> None:
+async def _until_stopped(
+    stop: asyncio.Event, *jobs: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
     """Run jobs until a signal or `stop`; cancel them in order; re-raise a job's failure."""
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         with suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(job) for job in jobs]
+    tasks = [asyncio.create_task(job()) for job in jobs]
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -1,4 +1,4 @@
-"""The command line: run, login, replay, eval."""
+"""The command line: run, login, replay, eval, review."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from bot.errors import ConfigError, LoginRequired, RegionError, SkywatchError
 from bot.evaluate import evaluate, load_labels, load_watch, write_report
 from bot.logging_setup import configure_logging
 from bot.replay import DeliveryPreview, JsonlWriter, SummaryWriter, replay
+from bot.review import add_review_parser, cmd_review
 from bot.watcher import login
 
 __all__ = ["main"]
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         "--watch", help='watch.json ({"regions": [...]}; default: WATCH_REGIONS)'
     )
     eval_cmd.add_argument("--channels", help=CHANNELS_HELP)
+    add_review_parser(commands)
     return parser
 
 
@@ -255,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_login(args)
         if args.command == "replay":
             return _cmd_replay(args)
+        if args.command == "review":
+            return cmd_review(args)
         return _cmd_eval(args)
     except ConfigError as err:
         sys.stderr.write(f"skywatch: {err}\nSet these in .env (see .env.example).\n")

@@ -27,6 +27,9 @@ LATE_ALERT_MODES = ("mark", "suppress")
 DEFAULT_CATCHUP_AGE = timedelta(hours=24)
 DEFAULT_CATCHUP_POSTS = 1000
 DEFAULT_LATE_AFTER = timedelta(minutes=30)
+DEFAULT_RETENTION = timedelta(days=30)
+DEFAULT_BACKUP_KEEP = 7
+DEFAULT_HEALTH_PORT = 8080
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,10 @@ class Config:
     catchup_max_posts: int  # and how many posts at most
     late_after: timedelta  # an alert whose reports were all received later than this is late
     late_alerts: str  # mark | suppress
+    retention: timedelta  # posts older than this (and in no incident) are deleted
+    backup_keep: int  # daily backups kept
+    health_host: str  # /healthz and /metrics listen here
+    health_port: int  # 0: no health endpoint
     data_dir: Path
     database_path: Path
     log_level: str
@@ -75,6 +82,20 @@ class Config:
 
 def _split(raw: str) -> list[str]:
     return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+
+
+def _whole(name: str, raw: str, default: int, low: int, high: int, problems: list[str]) -> int:
+    """Read a whole number setting, or note the problem and return the default."""
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError
+    except ValueError:
+        problems.append(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+        return default
+    return value
 
 
 def load_config(
@@ -180,23 +201,22 @@ def load_config(
     catchup_max_age = duration(
         "CATCHUP_MAX_HOURS", timedelta(hours=1), DEFAULT_CATCHUP_AGE, 0, 24 * 14
     )
-    catchup_max_posts = DEFAULT_CATCHUP_POSTS
-    raw_posts = get("CATCHUP_MAX_POSTS")
-    if raw_posts:
-        try:
-            catchup_max_posts = int(raw_posts)
-            if not 1 <= catchup_max_posts <= 100_000:
-                raise ValueError
-        except ValueError:
-            problems.append(
-                f"CATCHUP_MAX_POSTS must be a whole number from 1 to 100000, got {raw_posts!r}"
-            )
+    catchup_max_posts = _whole(
+        "CATCHUP_MAX_POSTS", get("CATCHUP_MAX_POSTS"), DEFAULT_CATCHUP_POSTS, 1, 100_000, problems
+    )
     late_after = duration(
         "LATE_ALERT_MINUTES", timedelta(minutes=1), DEFAULT_LATE_AFTER, 1, 24 * 60
     )
     late_alerts = get("LATE_ALERTS", "mark").lower() or "mark"
     if late_alerts not in LATE_ALERT_MODES:
         problems.append(f"LATE_ALERTS must be 'mark' or 'suppress', got {late_alerts!r}")
+
+    retention = duration("RETENTION_DAYS", timedelta(days=1), DEFAULT_RETENTION, 1, 3650)
+    backup_keep = _whole("BACKUP_KEEP", get("BACKUP_KEEP"), DEFAULT_BACKUP_KEEP, 1, 365, problems)
+    health_port = _whole(
+        "HEALTH_PORT", get("HEALTH_PORT"), DEFAULT_HEALTH_PORT, 0, 65535, problems
+    )
+    health_host = get("HEALTH_HOST", "127.0.0.1") or "127.0.0.1"
 
     zone_name = get("ALERT_TIMEZONE", DEFAULT_ALERT_TIMEZONE) or DEFAULT_ALERT_TIMEZONE
     try:
@@ -234,6 +254,10 @@ def load_config(
         catchup_max_posts=catchup_max_posts,
         late_after=late_after,
         late_alerts=late_alerts,
+        retention=retention,
+        backup_keep=backup_keep,
+        health_host=health_host,
+        health_port=health_port,
         data_dir=data_dir,
         database_path=database_path,
         log_level=log_level,

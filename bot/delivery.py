@@ -55,6 +55,7 @@ from bot.botapi import (
     Unauthorized,
 )
 from bot.incident import Incident, Status
+from bot.metrics import Metrics
 from bot.models import Subscriber
 from storage.alerts import AlertState, OutboxRepo, OutboxRow, SubscriberRepo
 from storage.db import Database
@@ -400,6 +401,7 @@ class Deliverer:
         self._inflight: dict[RowKey, tuple[OutboxRow, asyncio.Task[None]]] = {}
         self._sending: set[RowKey] = set()  # past their slot: the call is made
         self._chats: dict[int, tuple[float, Subscriber | None]] = {}  # chat → (loaded, it)
+        self.metrics: Metrics | None = None
         self._warm = False
 
     def wake(self) -> None:
@@ -559,7 +561,7 @@ class Deliverer:
 
     async def _text(self, row: OutboxRow, subscriber: Subscriber | None) -> str | None:
         """Return the message's text; None (recorded) when its incident is gone."""
-        if row.seq > 0:
+        if row.seq != 0:  # a notice, or a standalone message (a digest)
             return row.notice or ""
         async with self.db.reading():
             view = await self.views.current(row.incident_id, row.version)
@@ -590,6 +592,11 @@ class Deliverer:
         async with self.db.transaction():
             now = self.clock()
             await self.outbox.sent(row, message_id, row.version, now, now + self.edit_spacing)
+        if self.metrics is not None:
+            outcome = "edited" if not row.is_new else "sent" if row.seq == 0 else "other"
+            self.metrics.alert(outcome)
+            if row.is_new and row.seq == 0:
+                self.metrics.latency(max(0.0, now - row.next_try))
         log.info(
             "incident %s chat %s: %s (message %s, version %s)",
             row.incident_id,
@@ -601,6 +608,8 @@ class Deliverer:
 
     async def _failed(self, row: OutboxRow, err: BotApiError) -> None:
         """Decide what a failed call means for the message and the chat."""
+        if self.metrics is not None:
+            self.metrics.alert(f"error_{type(err).__name__}")
         now = self.clock()
         where = (row.incident_id, row.chat_id)
         async with self.db.transaction():

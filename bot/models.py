@@ -102,6 +102,7 @@ class Subscriber:
     regions: tuple[str, ...] | None = None
     muted_until: datetime | None = None
     active: bool = True
+    digest_hour: int | None = None  # local hour of the daily digest; None: no digest
 
     def wants(self, region: str, now: datetime) -> bool:
         """Return True when an alert in the region should reach this chat now."""

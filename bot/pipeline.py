@@ -14,6 +14,7 @@ from bot.delivery import Notifier
 from bot.detect import Detector
 from bot.group import FOLLOW_UP_WINDOW, Grouper, GroupingSettings, Placement, role_of
 from bot.incident import Incident, Member, Role, Status
+from bot.metrics import Metrics
 from bot.models import Detection, Post, PostKey
 from storage.detections import DetectionRepo
 from storage.incidents import IncidentRepo
@@ -87,6 +88,7 @@ class Pipeline:
         self.channels = channels or ChannelBook()
         self.grouping = grouping or GroupingSettings()
         self.notifier = notifier  # None: incidents are kept, no alert is planned
+        self.metrics: Metrics | None = None
         self.grouper = Grouper(self.grouping.quiet_gap)
         self.context = self._new_context()
         self._settings: dict[tuple[int, str | None], ChannelSettings] = {}
@@ -195,6 +197,13 @@ class Pipeline:
                 await self.posts.save(stored, now)
                 await self.detections.save(verdicts, now)
                 await self._save_incidents(batch)
+        if self.metrics is not None:  # counted once stored
+            done = [o for o in outcomes if o is not None and o.change is not PostChange.UNCHANGED]
+            self.metrics.posts += len(stored)
+            self.metrics.flagged += sum(outcome.flagged for outcome in done)
+            self.metrics.incidents += sum(
+                event == "created" for outcome in done for _, event in outcome.events
+            )
         return outcomes
 
     async def _one(self, post: Post, change: PostChange, batch: _Batch) -> Outcome:

@@ -327,7 +327,7 @@ async def cmd_why(ctx: Context) -> list[Reply]:
         f"<b>{incident.id}</b>: {incident.region}, {', '.join(incident.kinds)}, "
         f"{incident.status.value}, confidence {incident.confidence:.2f}"
     ]
-    for post in await ctx.services.incidents.evidence_of(incident_id):
+    for post in await ctx.services.review.posts_of(incident_id):
         where = post.link or f"{post.channel_id}/{post.message_id}"
         excerpt = " ".join(post.text.split())[:WHY_EXCERPT]
         lines.append(

@@ -41,6 +41,7 @@ from storage.channels import ChannelRepo, StateRepo
 from storage.db import Database
 from storage.incidents import IncidentRepo
 from storage.operations import AuditEntry, AuditRepo, RegionRepo, StatsRepo
+from storage.review import ReviewRepo
 
 __all__ = [
     "Context",
@@ -94,6 +95,7 @@ class Services:
     subscribers: SubscriberRepo
     channels: ChannelRepo
     incidents: IncidentRepo
+    review: ReviewRepo
     regions: RegionRepo
     audit: AuditRepo
     stats: StatsRepo

@@ -198,15 +198,37 @@ async def cmd_status(ctx: Context) -> Reply:
         return Reply(html.escape("\n".join(lines)))
     lines.append(ctx.say("status.title", regions=named))
     for incident in found:
-        kinds = ", ".join(texts.phrase(f"kind.{kind}", ctx.language) for kind in incident.kinds)
         state = ctx.say("status.active" if incident.status.value == "active" else "status.closed")
         if await ctx.services.incidents.false_positive(incident.id) is not None:
             state = ctx.say("status.false_positive")
-        first = _local(ctx, incident.first_report)
-        last = f"{incident.last_report.astimezone(texts.zone):%H:%M}"
-        region = texts.region_name(incident.region, ctx.language)
-        lines.append(f"• {first}–{last} {region}: {kinds} ({state})")
+        line = texts.brief(
+            incident.region,
+            incident.kinds,
+            incident.first_report,
+            incident.last_report,
+            ctx.language,
+        )
+        lines.append(f"{line} ({state})")
     return Reply(html.escape("\n".join(lines)))
+
+
+@router.command("digest")
+async def cmd_digest(ctx: Context) -> Reply:
+    """Choose the hour of a daily digest (local time), or turn it off: /digest 8, /digest off."""
+    subscriber = _subscribed(ctx)
+    argument = ctx.args.strip().lower()
+    hour: int | None
+    if argument in ("off", "выкл", "вимк", "0ff"):
+        hour = None
+    elif argument.isdigit() and 0 <= int(argument) <= 23:
+        hour = int(argument)
+    else:
+        raise UsageError(ctx.say("digest.usage"))
+    await _save(ctx, replace(subscriber, digest_hour=hour))
+    if hour is None:
+        return Reply(html.escape(ctx.say("digest.off")))
+    zone = ctx.services.alert_texts.zone
+    return Reply(html.escape(ctx.say("digest.on", hour=f"{hour:02d}:00", zone=str(zone))))
 
 
 @router.command("help")

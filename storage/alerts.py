@@ -13,7 +13,7 @@ from storage.db import Database
 
 __all__ = ["AlertState", "OutboxRepo", "OutboxRow", "SubscriberRepo"]
 
-_SUBSCRIBER_COLUMNS = "chat_id, kind, language, regions, muted_until, active"
+_SUBSCRIBER_COLUMNS = "chat_id, kind, language, regions, muted_until, active, digest_hour"
 _ROW_COLUMNS = (
     "incident_id, chat_id, seq, state, notice, version, sent_version, message_id, attempts,"
     " next_try, edited_at"
@@ -36,6 +36,7 @@ def _subscriber(row: Sequence[Any]) -> Subscriber:
         regions=tuple(json.loads(row[3])) if row[3] is not None else None,
         muted_until=datetime.fromtimestamp(row[4], tz=UTC) if row[4] is not None else None,
         active=bool(row[5]),
+        digest_hour=row[6],
     )
 
 
@@ -51,10 +52,12 @@ class SubscriberRepo:
         muted = _ts(subscriber.muted_until) if subscriber.muted_until else None
         await self.db.conn.execute(
             "INSERT INTO subscribers (chat_id, kind, language, regions, muted_until, active,"
-            " deactivated, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+            " digest_hour, deactivated, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
             " ON CONFLICT (chat_id) DO UPDATE SET kind = excluded.kind,"
             " language = excluded.language, regions = excluded.regions,"
             " muted_until = excluded.muted_until, active = excluded.active,"
+            " digest_hour = excluded.digest_hour,"
             " deactivated = NULL, updated_at = excluded.updated_at",
             (
                 subscriber.chat_id,
@@ -63,6 +66,7 @@ class SubscriberRepo:
                 regions,
                 muted,
                 int(subscriber.active),
+                subscriber.digest_hour,
                 _ts(now),
                 _ts(now),
             ),

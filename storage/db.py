@@ -38,6 +38,23 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+BACKUP_PAGES = 1024  # pages copied per step; writers get the database between steps
+
+
+def _backup(source: str, target: Path) -> None:
+    partial = target.with_name(target.name + ".partial")
+    src = sqlite3.connect(source)
+    try:
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst, pages=BACKUP_PAGES)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    partial.replace(target)
+
+
 class Database:
     """An open database; use as `async with Database(path) as db:`."""
 
@@ -88,6 +105,17 @@ class Database:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+    async def backup(self, target: str | Path) -> None:
+        """Copy the database to `target` while it is in use (SQLite's online backup).
+
+        A connection of its own, in a worker thread, reads a consistent snapshot; the
+        copy is written next to `target` and renamed into place, so a backup file is
+        always whole.
+        """
+        if self.path == ":memory:":
+            raise StorageError("an in-memory database has nothing to back up")
+        await asyncio.to_thread(_backup, self.path, Path(target))
 
     async def schema_version(self) -> int:
         """Return the schema version recorded in the database."""

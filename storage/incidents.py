@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +11,7 @@ from bot.incident import Incident, Independence, Member, Role, Status, Via
 from bot.models import PostKey
 from storage.db import Database
 
-__all__ = ["IncidentRepo", "PostEvidence"]
+__all__ = ["IncidentRepo"]
 
 _INCIDENT_COLUMNS = "id, region, status, closed_reason, first_report, last_report"
 _MEMBER_COLUMNS = (
@@ -38,21 +37,6 @@ def _key_of(text: str | None) -> PostKey | None:
         return None
     channel, _, post = text.partition("/")
     return (int(channel), int(post))
-
-
-@dataclass(frozen=True, slots=True)
-class PostEvidence:
-    """One post of an incident, as `/why` and review show it."""
-
-    channel_id: int
-    message_id: int
-    date: datetime
-    role: str  # report | all_clear
-    via: str  # first | region | near_duplicate | follow_up
-    independence: str  # original | echo | copy | forward
-    link: str | None
-    text: str
-    evidence: tuple[dict[str, Any], ...]
 
 
 class IncidentRepo:
@@ -183,31 +167,6 @@ class IncidentRepo:
             (*params, limit),
         )
         return sorted(found, key=lambda i: (i.last_report, i.id), reverse=True)
-
-    async def evidence_of(self, incident_id: str) -> list[PostEvidence]:
-        """Return each post of an incident with its text and evidence, oldest first."""
-        rows = await self.db.conn.execute_fetchall(
-            "SELECT m.channel_id, m.message_id, m.date, m.role, m.via, m.independence,"
-            " p.link, p.text, coalesce(d.evidence, '[]') FROM incident_posts m"
-            " JOIN posts p USING (channel_id, message_id)"
-            " LEFT JOIN detections d USING (channel_id, message_id)"
-            " WHERE m.incident_id = ? ORDER BY m.date, m.channel_id, m.message_id",
-            (incident_id,),
-        )
-        return [
-            PostEvidence(
-                channel_id=row[0],
-                message_id=row[1],
-                date=datetime.fromtimestamp(row[2], tz=UTC),
-                role=row[3],
-                via=row[4],
-                independence=row[5],
-                link=row[6],
-                text=row[7],
-                evidence=tuple(json.loads(row[8])),
-            )
-            for row in rows
-        ]
 
     async def mark_false_positive(
         self, incident_id: str, user_id: int, note: str, now: datetime

@@ -132,6 +132,24 @@ class PostRepo:
             )
         return rows
 
+    async def prune(self, before: datetime) -> int:
+        """Delete posts (and their verdicts) dated before `before` that no incident holds."""
+        cursor = await self.db.conn.execute(
+            "DELETE FROM posts WHERE date < ? AND NOT EXISTS (SELECT 1 FROM incident_posts m"
+            " WHERE m.channel_id = posts.channel_id AND m.message_id = posts.message_id)",
+            (_ts(before),),
+        )
+        return int(cursor.rowcount)
+
+    async def counts_since(self, since: datetime) -> dict[int, tuple[int, datetime]]:
+        """Return each channel's number of posts since `since`, and the first one's date."""
+        rows = await self.db.conn.execute_fetchall(
+            "SELECT channel_id, count(*), min(date) FROM posts WHERE date >= ?"
+            " GROUP BY channel_id",
+            (_ts(since),),
+        )
+        return {int(row[0]): (int(row[1]), datetime.fromtimestamp(row[2], tz=UTC)) for row in rows}
+
     async def count(self) -> int:
         """Return the number of stored posts."""
         async with self.db.conn.execute("SELECT count(*) FROM posts") as cursor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from bot.app import load_detector, load_gazetteer
 from bot.detect import Detector
 from bot.gazetteer import Gazetteer
+from bot.logging_setup import QUIET_LOGGERS
 
 DATA = Path(__file__).parent / "data"
 DEV = DATA / "corpus" / "dev"
@@ -46,3 +49,16 @@ class FakeClock:
 def clock() -> FakeClock:
     """Return a fake clock at the corpus's first night."""
     return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo what a test's `configure_logging` did to the root logger (its stream closes)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)

@@ -42,7 +42,17 @@ STARTED = (
 )
 HELP_START = "Я присылаю оповещения"
 WATCHED = "Watched regions (2):\n• RU-KDA Krasnodar Krai\n• RU-ROS Rostov Oblast"
-SUBSCRIBER_COMMANDS = ["start", "stop", "regions", "mute", "unmute", "lang", "status", "help"]
+SUBSCRIBER_COMMANDS = [
+    "start",
+    "stop",
+    "regions",
+    "mute",
+    "unmute",
+    "lang",
+    "status",
+    "digest",
+    "help",
+]
 
 
 @pytest.fixture
