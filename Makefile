@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench gazetteer clean
+.PHONY: run test lint typecheck unit bench gazetteer lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ bench: $(STAMP)
 gazetteer: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[gazetteer]'
 	$(BIN)/python scripts/build_gazetteer.py
+
+# Pin the runtime dependencies the container installs (requirements.lock).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install --quiet --upgrade pip && .lockvenv/bin/pip install --quiet .
+	{ echo "# Pinned runtime dependencies for the container (regenerate: make lock)."; \
+	  .lockvenv/bin/pip freeze --exclude-editable | grep -vi '^skywatch'; } > requirements.lock
+	rm -rf .lockvenv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -352,6 +352,7 @@ class Notifier:
             )
         await self.outbox.bump(incident.id, version, now, self.edit_spacing)
         await self.outbox.save_state(replace(rung, version=version), now)
+        log.info("incident %s: alert edit queued (version %d)", incident.id, version)
         return len(chats) + 1
 
     async def reannounce(self, incident_id: str) -> bool:

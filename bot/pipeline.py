@@ -337,5 +337,8 @@ def _log(outcome: Outcome) -> None:
             detection.all_clear,
             ",".join(detection.rejected),
         )
+    else:
+        log.info("post %s/%s (%s) not flagged: no attack terms", post.channel_id, post.id,
+                 outcome.change)  # fmt: skip
     for incident, event in outcome.events:
         log.info("incident %s %s (post %s/%s)", incident, event, post.channel_id, post.id)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
+import httpx
 import pytest
 from telethon import functions
 
@@ -22,6 +26,16 @@ KUBAN = 1001
 SUBSCRIBER = 42
 OPERATOR = 7
 WAIT = 10.0
+
+
+def free_port() -> int:
+    """Return a TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+HEALTH_PORT = free_port()
 
 
 @pytest.fixture
@@ -41,6 +55,7 @@ def service_config(tmp_path: Path, api: FakeBotApi) -> Config:
             "WATCH_REGIONS": "RU-KDA",
             "CHANNELS": "@kuban_news[official]",
             "DATA_DIR": str(tmp_path / "data"),
+            "HEALTH_PORT": str(HEALTH_PORT),
         },
         resolve_region=load_gazetteer().resolve_region,
         require_live=True,
@@ -78,6 +93,14 @@ async def test_a_subscriber_starts_a_post_becomes_an_alert_the_service_stops(
         await until(lambda: len(api.messages(SUBSCRIBER)) == 1)  # «Вы подписаны…»
         telegram.publish(KUBAN, "Атака беспилотников на Краснодар, работает ПВО")
         await until(lambda: len(api.messages(SUBSCRIBER)) == 2)
+        # /healthz and /metrics answer while it runs.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{HEALTH_PORT}") as client:
+            health = (await client.get("/healthz")).json()
+            metrics = (await client.get("/metrics")).text
+        assert health == {"status": "ok", "database": "ok", "watcher": "listening"}
+        assert "skywatch_flagged_total 1" in metrics and "skywatch_watcher_connected 1" in metrics
+        os.kill(os.getpid(), signal.SIGTERM)  # as `docker stop` does: a clean stop
+        await asyncio.wait_for(service, WAIT)
     finally:
         stop.set()
         with suppress(asyncio.CancelledError):
