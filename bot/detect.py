@@ -370,9 +370,11 @@ class Detector:
         seen: set[tuple[int, str]] = set()
         entries = self._entries
         for last, value in matches:
-            # The key is " word " (or " word" for a prefix): see _build_automaton.
-            length, trailing, entry = value & 0xFF, (value >> 8) & 1, entries[value >> 9]
-            start, end = last - length + 1, last - trailing
+            # The key is " word " (or " word" for a prefix, or a bare symbol such as 💥):
+            # see _build_automaton. `last` indexes the text padded with one space in front.
+            length, trailing, entry = value & 0xFF, (value >> 8) & 1, entries[value >> 10]
+            leading = (value >> 9) & 1
+            start, end = last - length + leading, last - trailing
             if entry.terms:
                 # A prefix term's evidence is the whole word: «Беспилотники», not «Беспилотн».
                 tail = None if trailing else WORD_TAIL_RE.match(folded, end)
@@ -392,7 +394,7 @@ class Detector:
         folded = fold(text)
         matches = self._matches(folded)
         triggers = self._trigger_entries
-        if not any(value >> 9 in triggers for _, value in matches):
+        if not any(value >> 10 in triggers for _, value in matches):
             return NOTHING  # no attack or all-clear word: the common case, kept cheap
         raw_terms, raw_places = self._scan(folded, matches)
         doc = _Text(text, folded)
@@ -923,7 +925,7 @@ def _build_automaton(lexicon: Lexicon, gazetteer: Gazetteer) -> tuple[list[_Entr
 
     Keys are " form " (a whole word) or " term" (a word start) over text whose separators
     are all spaces, so matches inside words never come up. Each key stores one int: the
-    key's length, whether it ends in a space, and the index of its shared _Entry.
+    key's length, whether it starts and ends in a space, and the index of its shared _Entry.
     """
     # Keys that may be shared: lexicon terms, and place forms whose hyphens become spaces.
     shared: dict[str, tuple[list[Term], tuple[PlaceForm, ...]]] = {}
@@ -950,7 +952,8 @@ def _build_automaton(lexicon: Lexicon, gazetteer: Gazetteer) -> tuple[list[_Entr
             entries.append(entry)
         if len(key) > 0xFF:
             raise ValueError(f"lexicon or gazetteer key too long: {key!r}")
-        automaton.add_word(key, (index[entry] << 9) | (key.endswith(" ") << 8) | len(key))
+        flags = (key.startswith(" ") << 9) | (key.endswith(" ") << 8)
+        automaton.add_word(key, (index[entry] << 10) | flags | len(key))
 
     for raw, forms in gazetteer.forms.items():
         if "-" not in raw:

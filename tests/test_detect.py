@@ -297,3 +297,9 @@ def test_follow_up_evidence(detector: Detector) -> None:
         "Ночью угроза атаки БПЛА, сбиты 2 беспилотника над Липецком",  # a warning
     ):
         assert not any(e.rule == "follow_up" for e in detector.detect(text).evidence)
+
+
+def test_evidence_of_a_symbol_term_is_the_symbol(detector: Detector) -> None:
+    detection = detector.detect("Таганрог: снова бахнуло 💥")
+    [bang] = [e for e in detection.evidence if e.start == 24]
+    assert (bang.text, bang.end, bang.kind) == ("💥", 25, "explosion")
