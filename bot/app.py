@@ -225,13 +225,17 @@ async def run_service(
                 clock=utc_now,
                 notify=operators.tell,
                 watcher_health=watcher.health,
+                caught_up=lambda: watcher.listening,
             )
             async with _health_server(config, metrics, db, watcher):
                 scheduler = jobs.scheduler()
                 scheduler.start()
                 try:
-                    # In this order: the first to stop is the one that reads new work.
-                    await _until_stopped(stop, poller.run, watcher.run, deliverer.run)
+                    # In this order: no job starts once stopping, then the first to stop
+                    # is what reads new work.
+                    await _until_stopped(
+                        stop, poller.run, watcher.run, deliverer.run, first=scheduler.pause
+                    )
                 finally:
                     scheduler.shutdown(wait=False)
 
@@ -244,7 +248,7 @@ def _metrics(db: Database, pipeline: Pipeline, deliverer: Deliverer, watcher: Wa
 
     async def queued() -> float:
         async with db.reading():
-            return float((await stats.since(utc_now())).queued)
+            return float(await stats.queued())
 
     async def connected() -> float:
         return float(watcher.connected)
@@ -357,8 +361,23 @@ async def _health_server(
             else "disconnected",
         }
 
-    async with HealthServer(metrics, check, config.health_host, config.health_port) as server:
+    try:
+        server = await HealthServer(metrics, check, config.health_host, config.health_port).open()
+    except OSError as err:
+        # The service matters more than its health endpoint: run without it, loudly.
+        log.error(
+            "no /healthz or /metrics: cannot listen on %s:%s (%s); set HEALTH_HOST and "
+            "HEALTH_PORT, or HEALTH_PORT=0",
+            config.health_host,
+            config.health_port,
+            err,
+        )
+        yield None
+        return
+    try:
         yield server
+    finally:
+        await server.close()
 
 
 def _require(api_id: int | None) -> int:
@@ -368,9 +387,14 @@ def _require(api_id: int | None) -> int:
 
 
 async def _until_stopped(
-    stop: asyncio.Event, *jobs: Callable[[], Coroutine[Any, Any, None]]
+    stop: asyncio.Event,
+    *jobs: Callable[[], Coroutine[Any, Any, None]],
+    first: Callable[[], object] | None = None,
 ) -> None:
-    """Run jobs until a signal or `stop`; cancel them in order; re-raise a job's failure."""
+    """Run jobs until a signal or `stop`; cancel them in order; re-raise a job's failure.
+
+    `first` is called before anything is cancelled (the scheduler pauses).
+    """
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
@@ -384,6 +408,8 @@ async def _until_stopped(
             log.info("stopping")
     finally:
         stopper.cancel()
+        if first is not None:
+            first()
         for sig in signals:
             with suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

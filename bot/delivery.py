@@ -596,8 +596,8 @@ class Deliverer:
         if self.metrics is not None:
             outcome = "edited" if not row.is_new else "sent" if row.seq == 0 else "other"
             self.metrics.alert(outcome)
-            if row.is_new and row.seq == 0:
-                self.metrics.latency(max(0.0, now - row.next_try))
+            if row.is_new and row.seq == 0:  # from planned, retries and outages included
+                self.metrics.latency(max(0.0, now - row.created_at))
         log.info(
             "incident %s chat %s: %s (message %s, version %s)",
             row.incident_id,

@@ -1,12 +1,15 @@
 """Scheduled jobs (APScheduler 3, AsyncIOScheduler in UTC).
 
 - close_quiet, every minute: close incidents quiet for INCIDENT_QUIET_HOURS (their alerts
-  get a last edit);
+  get a last edit), only while the watcher is caught up: during a catch-up the missed
+  posts decide, by their own dates;
 - wake_delivery, every minute: look for due outbox rows (retries whose time came);
-- digests, every hour at :00: the daily digest of each subscriber whose local hour it is;
+- digests, at :00 and :30: the daily digest of each subscriber whose local hour has come
+  today (within DIGEST_LATE: a restart or a skipped hour of a DST change still sends it);
 - retention, daily at 02:30: delete posts older than RETENTION_DAYS that no incident holds;
 - health, hourly at :05: warn operators of a disconnected watcher, a channel silent far
-  beyond its usual rate, an outbox backlog (and say when each is over);
+  longer than its longest quiet of the past week, an outbox backlog (and say when each is
+  over);
 - backup, daily at 03:00: online backup of the database, keeping the last BACKUP_KEEP.
 
 Each job has its own boundary: an exception is logged and the next run comes as usual.
@@ -44,9 +47,11 @@ log = logging.getLogger(__name__)
 DIGEST_WINDOW = timedelta(hours=24)
 DIGEST_LIMIT = 40  # incidents listed in one digest
 DIGEST_SEQ = -1  # outbox seq of a digest: a standalone message
-RATE_WINDOW = timedelta(days=7)  # how a channel's usual rate is measured
+DIGEST_LATE = timedelta(hours=6)  # a digest whose hour passed this long ago waits a day
+RATE_WINDOW = timedelta(days=7)  # how a channel's rhythm is measured
 RATE_MIN_POSTS = 10  # fewer posts in RATE_WINDOW: too little to call a silence unusual
-SILENCE_FACTOR = 8  # silent for this many usual gaps...
+RATE_MIN_HISTORY = timedelta(days=2)  # a channel followed for less: no rhythm known yet
+SILENCE_FACTOR = 1.5  # silent this much longer than its longest quiet of the window...
 SILENCE_MIN = timedelta(hours=2)  # ...and at least this long
 BACKLOG_ROWS = 200  # outbox rows waiting
 BACKLOG_AGE = timedelta(minutes=10)  # or the oldest due row waiting this long
@@ -81,6 +86,7 @@ class Jobs:
         clock: Callable[[], datetime],
         notify: Notify | None = None,
         watcher_health: Health | None = None,
+        caught_up: Callable[[], bool] | None = None,
     ) -> None:
         self.db = db
         self.pipeline = pipeline
@@ -90,6 +96,7 @@ class Jobs:
         self.clock = clock
         self.notify = notify
         self.watcher_health = watcher_health
+        self.caught_up = caught_up  # None: always (no watcher)
         self.subscribers = SubscriberRepo(db)
         self.incidents = IncidentRepo(db)
         self.outbox = OutboxRepo(db)
@@ -104,7 +111,7 @@ class Jobs:
         jobs: list[tuple[str, Callable[[], Awaitable[object]], object]] = [
             ("close_quiet", self.close_quiet, IntervalTrigger(minutes=1, timezone=UTC)),
             ("wake_delivery", self.wake_delivery, IntervalTrigger(minutes=1, timezone=UTC)),
-            ("digests", self.digests, CronTrigger(minute=0, timezone=UTC)),
+            ("digests", self.digests, CronTrigger(minute="0,30", timezone=UTC)),
             ("retention", self.retention, CronTrigger(hour=2, minute=30, timezone=UTC)),
             ("health", self.health, CronTrigger(minute=5, timezone=UTC)),
             ("backup", self.backup, CronTrigger(hour=3, minute=0, timezone=UTC)),
@@ -130,6 +137,8 @@ class Jobs:
 
     async def close_quiet(self) -> list[str]:
         """Close incidents quiet since the quiet gap; return their ids."""
+        if self.caught_up is not None and not self.caught_up():
+            return []  # posts still being read back may belong to them
         async with self.db.reading():
             newest = await self.posts.latest_date()
         now = max(self.clock(), newest) if newest else self.clock()
@@ -143,14 +152,25 @@ class Jobs:
         self.deliverer.wake()
 
     async def digests(self) -> int:
-        """Queue the daily digest of each subscriber whose chosen local hour it is."""
+        """Queue today's digest of each subscriber whose chosen local hour has come."""
         now = self.clock()
         local = now.astimezone(self.texts.zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+        def due_now(hour: int | None) -> bool:
+            if hour is None:
+                return False
+            # Wall-clock hour today, in UTC: a DST change skips or repeats one local hour.
+            at = (midnight.replace(tzinfo=None) + timedelta(hours=hour)).replace(
+                tzinfo=self.texts.zone
+            )
+            return timedelta(0) <= now - at.astimezone(UTC) <= DIGEST_LATE
+
         async with self.db.reading():
             due = [
                 s
                 for s in await self.subscribers.active()
-                if s.digest_hour == local.hour
+                if due_now(s.digest_hour)
                 and not (s.muted_until is not None and s.muted_until > now)
             ]
         watched = self.pipeline.watch_regions
@@ -224,38 +244,44 @@ class Jobs:
         now = self.clock()
         problems: list[str] = []
         health = await self.watcher_health() if self.watcher_health is not None else None
-        if health is not None:
-            if not health.connected:
-                since = f" since {health.since:%H:%M} UTC" if health.since else ""
-                problems.append(f"watcher: disconnected from Telegram{since}")
+        if health is not None and not health.connected:
+            since = f" since {health.since:%H:%M} UTC" if health.since else ""
+            problems.append(f"watcher: disconnected from Telegram{since}")
+        elif health is not None:  # silences mean something only while connected
             async with self.db.reading():
-                counts = await self.posts.counts_since(now - RATE_WINDOW)
+                rhythm = await self.posts.rhythm_since(now - RATE_WINDOW)
             for channel in health.channels:
                 if channel.state != "active" or channel.channel_id is None:
                     continue
-                posted, first = counts.get(channel.channel_id, (0, now))
-                if posted < RATE_MIN_POSTS or channel.last_post_at is None:
+                posted, first, longest = rhythm.get(channel.channel_id, (0, now, 0.0))
+                if (
+                    posted < RATE_MIN_POSTS
+                    or now - first < RATE_MIN_HISTORY
+                    or channel.last_post_at is None
+                ):
                     continue
-                gap = (now - first) / posted  # over its history, if shorter than the window
+                quiet = timedelta(seconds=longest)
                 silence = now - channel.last_post_at
-                if silence > max(SILENCE_MIN, SILENCE_FACTOR * gap):
+                if silence > max(SILENCE_MIN, SILENCE_FACTOR * quiet):
                     problems.append(
                         f"channel {channel.name}: silent for {_hours(silence)} "
-                        f"(usually a post every {_hours(gap)})"
+                        f"(its longest quiet this week: {_hours(quiet)})"
                     )
         async with self.db.reading():
-            stats = await self.stats.since(now)
+            queued = await self.stats.queued()
             due = await self.outbox.next_due()
         waited = now - datetime.fromtimestamp(due, tz=UTC) if due is not None else None
-        if stats.queued > BACKLOG_ROWS or (waited is not None and waited > BACKLOG_AGE):
+        if queued > BACKLOG_ROWS or (waited is not None and waited > BACKLOG_AGE):
             oldest = f", the oldest due {_hours(waited)} ago" if waited else ""
-            problems.append(f"outbox: {stats.queued} message(s) waiting{oldest}")
+            problems.append(f"outbox: {queued} message(s) waiting{oldest}")
         return problems
 
     async def backup(self) -> Path:
         """Back the database up into the backup folder; keep the newest BACKUP_KEEP."""
         folder = self.settings.backup_dir
         folder.mkdir(parents=True, exist_ok=True)
+        for partial in folder.glob(f"{BACKUP_PREFIX}*.partial"):
+            partial.unlink()  # left by a backup cut short
         target = folder / f"{BACKUP_PREFIX}{self.clock():%Y%m%d-%H%M%S}.db"
         await self.db.backup(target)
         copies = sorted(folder.glob(f"{BACKUP_PREFIX}*.db"))

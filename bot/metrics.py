@@ -115,6 +115,10 @@ class HealthServer:
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> HealthServer:
+        return await self.open()
+
+    async def open(self) -> HealthServer:
+        """Start listening (OSError when the address is taken)."""
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         sockets = self._server.sockets or ()
         if sockets:
@@ -123,6 +127,10 @@ class HealthServer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop listening (idempotent)."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -160,10 +160,11 @@ class Pipeline:
             await self.restore()
         done = False
         try:
-            placement = self.grouper.close_quiet(now)
-            batch = _Batch()
-            batch.add(placement)
+            # Inside the lock: a batch of posts being processed must not see it half done.
             async with self.posts.db.savepoint("close_quiet"):
+                placement = self.grouper.close_quiet(now)
+                batch = _Batch()
+                batch.add(placement)
                 await self._save_incidents(batch)
             done = True
             return list(placement.changed)

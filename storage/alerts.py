@@ -16,7 +16,7 @@ __all__ = ["AlertState", "OutboxRepo", "OutboxRow", "SubscriberRepo"]
 _SUBSCRIBER_COLUMNS = "chat_id, kind, language, regions, muted_until, active, digest_hour"
 _ROW_COLUMNS = (
     "incident_id, chat_id, seq, state, notice, version, sent_version, message_id, attempts,"
-    " next_try, edited_at"
+    " next_try, edited_at, created_at"
 )
 
 
@@ -145,6 +145,7 @@ class OutboxRow:
     attempts: int
     next_try: float
     edited_at: float | None
+    created_at: float  # when it was planned
 
     @property
     def is_new(self) -> bool:
@@ -254,7 +255,9 @@ class OutboxRepo:
             self.db,
             f"SELECT {_ROW_COLUMNS} FROM outbox WHERE (state = 'pending' AND next_try <= ?)"
             " OR (state = 'sending' AND lease_until <= ?)"
-            " ORDER BY (message_id IS NOT NULL) + (seq > 0) * 0.5, next_try, incident_id,"
+            # New alerts first, then notices, then edits; digests (seq < 0) last.
+            " ORDER BY (message_id IS NOT NULL) + (seq > 0) * 0.5 + (seq < 0) * 2, next_try,"
+            " incident_id,"
             " chat_id, seq LIMIT ?",
             (now, now, limit),
         )

@@ -38,7 +38,9 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-BACKUP_PAGES = 1024  # pages copied per step; writers get the database between steps
+# All pages in one step: one read snapshot, which writers do not wait for (WAL). A stepped
+# backup restarts whenever another connection commits, and under steady writes never ends.
+BACKUP_PAGES = -1
 
 
 def _backup(source: str, target: Path) -> None:
@@ -109,7 +111,7 @@ class Database:
     async def backup(self, target: str | Path) -> None:
         """Copy the database to `target` while it is in use (SQLite's online backup).
 
-        A connection of its own, in a worker thread, reads a consistent snapshot; the
+        A connection of its own, in a worker thread, copies one consistent snapshot; the
         copy is written next to `target` and renamed into place, so a backup file is
         always whole.
         """

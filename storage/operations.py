@@ -127,6 +127,14 @@ class StatsRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def queued(self) -> int:
+        """Return how many outbox messages wait or are being sent now (one indexed count)."""
+        return int(
+            await _one(
+                self.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')"
+            )
+        )
+
     async def since(self, since: datetime) -> Stats:
         """Return the counts since `since` (wall clock), and the queue as it stands."""
         at = _ts(since)

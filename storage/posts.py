@@ -141,14 +141,20 @@ class PostRepo:
         )
         return int(cursor.rowcount)
 
-    async def counts_since(self, since: datetime) -> dict[int, tuple[int, datetime]]:
-        """Return each channel's number of posts since `since`, and the first one's date."""
+    async def rhythm_since(self, since: datetime) -> dict[int, tuple[int, datetime, float]]:
+        """Return per channel, since `since`: its posts, the first one's date, and the
+        longest gap in seconds between two of its posts (a night's quiet, say)."""
         rows = await self.db.conn.execute_fetchall(
-            "SELECT channel_id, count(*), min(date) FROM posts WHERE date >= ?"
-            " GROUP BY channel_id",
+            "SELECT channel_id, count(*), min(date), coalesce(max(gap), 0) FROM ("
+            " SELECT channel_id, date,"
+            " date - lag(date) OVER (PARTITION BY channel_id ORDER BY date) AS gap"
+            " FROM posts WHERE date >= ?) GROUP BY channel_id",
             (_ts(since),),
         )
-        return {int(row[0]): (int(row[1]), datetime.fromtimestamp(row[2], tz=UTC)) for row in rows}
+        return {
+            int(row[0]): (int(row[1]), datetime.fromtimestamp(row[2], tz=UTC), float(row[3]))
+            for row in rows
+        }
 
     async def count(self) -> int:
         """Return the number of stored posts."""

@@ -6,22 +6,24 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.alerts import AlertTexts
 from bot.app import open_delivery, open_pipeline
 from bot.channels import DEFAULT_SETTINGS, WatchedChannel
 from bot.delivery import Deliverer, RateLimiter
 from bot.detect import Detector
+from bot.gazetteer import Gazetteer
 from bot.incident import Status
-from bot.jobs import SILENCE_MIN, Jobs, JobSettings
+from bot.jobs import Jobs, JobSettings
 from bot.models import Post, Subscriber
 from bot.pipeline import Pipeline
 from bot.watcher import WatcherHealth
-from storage.alerts import SubscriberRepo
+from storage.alerts import OutboxRepo, SubscriberRepo
 from storage.db import Database
 from storage.incidents import IncidentRepo
 from tests.conftest import POST_DATE, FakeClock
@@ -161,22 +163,83 @@ def _channel(last_post_minutes_ago: float, clock: FakeClock) -> WatchedChannel:
 
 
 async def test_health_warns_once_per_problem_and_says_when_it_is_over(rig: Rig) -> None:
-    for n in range(50):  # a post every 10 minutes
-        await rig.post(10, n + 1, f"Новости Кубани {n}", minutes=10 * n)
-    rig.health = WatcherHealth(True, True, rig.clock.now, (_channel(5, rig.clock),))
+    # Three days of a day-time channel: every 30 minutes from 06:00 to 20:00 UTC.
+    start = POST_DATE.replace(hour=6, minute=0)
+    n = 0
+    for day in range(3):
+        for slot in range(29):
+            n += 1
+            date = start + timedelta(days=day, minutes=30 * slot)
+            rig.clock.now = date
+            await rig.pipeline.process(Post(10, n, date, f"Новости Кубани {n}"))
+    last = rig.clock.now  # 20:00 on the third day; nights are 10 h quiet
+    rig.clock.now = last + timedelta(hours=8)  # 04:00: a night, not a problem
+    rig.health = WatcherHealth(True, True, last, (_channel(8 * 60, rig.clock),))
     assert await rig.jobs.health() == []
-    assert rig.told == []
-    rig.clock.now += SILENCE_MIN + timedelta(minutes=5)
-    rig.health = WatcherHealth(False, False, rig.clock.now, (_channel(130, rig.clock),))
-    problems = await rig.jobs.health()
-    assert problems[0].startswith("watcher: disconnected from Telegram since")
-    assert problems[1] == "channel @kuban: silent for 2.2 h (usually a post every 12 min)"
-    assert len(rig.told) == 1 and "⚠️ watcher" in rig.told[0]
+    rig.clock.now = last + timedelta(hours=16)  # noon, still silent: 1.6 nights
+    rig.health = WatcherHealth(True, True, last, (_channel(16 * 60, rig.clock),))
+    assert await rig.jobs.health() == [
+        "channel @kuban: silent for 16.0 h (its longest quiet this week: 10.0 h)"
+    ]
+    assert len(rig.told) == 1 and "⚠️ channel @kuban" in rig.told[0]
     await rig.jobs.health()
-    assert len(rig.told) == 1  # the same problems: not told again
+    assert len(rig.told) == 1  # the same problem: not told again
+    # Disconnected: that is the problem; silences mean nothing then.
+    rig.health = WatcherHealth(False, False, rig.clock.now, (_channel(16 * 60, rig.clock),))
+    [problem] = await rig.jobs.health()
+    assert problem.startswith("watcher: disconnected from Telegram since")
+    assert "⚠️ watcher" in rig.told[1] and "✅ over: channel @kuban" in rig.told[1]
     rig.health = WatcherHealth(True, True, rig.clock.now, (_channel(1, rig.clock),))
     assert await rig.jobs.health() == []
-    assert "✅ over: channel @kuban" in rig.told[1] and "✅ over: watcher" in rig.told[1]
+    assert "✅ over: watcher" in rig.told[2]
+
+
+async def test_a_new_channel_has_no_rhythm_to_break(rig: Rig) -> None:
+    for n in range(12):  # one burst an hour ago
+        await rig.post(10, n + 1, f"Новости {n}", minutes=n)
+    rig.clock.now += timedelta(hours=3)
+    rig.health = WatcherHealth(True, True, rig.clock.now, (_channel(180, rig.clock),))
+    assert await rig.jobs.problems() == []
+
+
+async def test_closing_waits_until_the_watcher_has_caught_up(rig: Rig) -> None:
+    ready = False
+    rig.jobs.caught_up = lambda: ready
+    await rig.post(10, 1, "Взрывы в Краснодаре")
+    rig.clock.now += timedelta(hours=4)
+    assert await rig.jobs.close_quiet() == []  # missed posts may still join it
+    ready = True
+    assert len(await rig.jobs.close_quiet()) == 1
+
+
+async def test_a_digest_comes_even_when_its_hour_is_skipped_by_dst(
+    rig: Rig, api: FakeBotApi, gazetteer: Gazetteer
+) -> None:
+    kyiv = ZoneInfo("Europe/Kyiv")
+    rig.jobs.texts = AlertTexts.load(gazetteer, kyiv)
+    await rig.subscribe(1, digest_hour=3)  # 03:00 does not exist on 2025-03-30 in Kyiv
+    sent = []
+    hour = datetime(2025, 3, 29, 22, 0, tzinfo=UTC)
+    while hour < datetime(2025, 3, 31, 6, 0, tzinfo=UTC):
+        rig.clock.now = hour
+        if await rig.jobs.digests():
+            sent.append(f"{hour.astimezone(kyiv):%m-%d %H:%M}")
+        hour += timedelta(minutes=30)
+    await rig.deliverer.drain()
+    assert len(api.messages(1)) == 2  # one a day, 30 and 31 March
+    assert sent[0].startswith("03-30 04:") and sent[-1].startswith("03-31")
+
+
+async def test_digests_go_after_alerts(rig: Rig) -> None:
+    hour = rig.clock.now.astimezone(ZONE).hour
+    for chat in range(100, 140):
+        await rig.subscribe(chat, digest_hour=hour, regions=("RU-ROS",))
+    await rig.jobs.digests()
+    await rig.subscribe(1, regions=("RU-KDA",))
+    await rig.post(10, 1, "Взрывы в Краснодаре", minutes=1)
+    async with rig.db.transaction():
+        claimed = await OutboxRepo(rig.db).claim(rig.clock.now.timestamp() + 60, 8, 30)
+    assert claimed[0].seq == 0 and claimed[0].chat_id == 1
 
 
 async def test_health_sees_an_outbox_backlog(rig: Rig) -> None:

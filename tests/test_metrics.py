@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+from pathlib import Path
 
 import httpx
+import pytest
 
+from bot.app import _health_server
+from bot.config import load_config
 from bot.metrics import HealthServer, Metrics
+from storage.db import Database
 
 
 async def test_metrics_render_in_prometheus_text_format() -> None:
@@ -68,3 +74,23 @@ async def test_health_endpoint_answers_and_refuses_what_it_should() -> None:
         writer.close()
         await writer.wait_closed()
         del reader
+
+
+async def test_a_taken_port_leaves_the_service_running_without_the_endpoint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = load_config(
+            {"HEALTH_PORT": str(port), "DATA_DIR": str(tmp_path)},
+            resolve_region=lambda name: name,
+            require_watch=False,
+        )
+        async with (
+            Database(tmp_path / "h.db") as db,
+            _health_server(config, Metrics(), db, None) as server,  # type: ignore[arg-type]
+        ):
+            assert server is None
+    assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
