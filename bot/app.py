@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.alerts import AlertTexts
 from bot.botapi import BotApi
-from bot.channels import ChannelBook, ChannelSettings
+from bot.channels import ChannelBook, ChannelSettings, WatcherHealth
 from bot.config import Config
 from bot.counts import CountReader
 from bot.delivery import EDIT_SPACING, AlertViews, Deliverer, Notifier, RateLimiter
@@ -29,7 +29,6 @@ from bot.operators import OperatorNotices
 from bot.phrases import Phrases
 from bot.pipeline import Pipeline
 from bot.poller import POLL_TIMEOUT, Poller
-from bot.watcher import Watcher, WatcherHealth, open_client
 from handlers import build_router
 from handlers.operators import PAUSED_KEY
 from handlers.router import Control, Dispatcher, Services
@@ -41,6 +40,9 @@ from storage.incidents import IncidentRepo
 from storage.operations import AuditRepo, RegionRepo, StatsRepo
 from storage.posts import PostRepo
 from storage.review import ReviewRepo
+
+if TYPE_CHECKING:  # Telethon is loaded only by `run` and `login`: replay and eval stay light
+    from bot.watcher import Watcher
 
 __all__ = [
     "load_detector",
@@ -162,6 +164,8 @@ async def run_service(
     `attach` is given the Telegram client before it connects (tests put an in-memory
     Telegram under it). Raise LoginRequired when the Telegram session is not logged in.
     """
+    from bot.watcher import Watcher, open_client  # lazily: see TYPE_CHECKING above
+
     stop = stop or asyncio.Event()
     async with open_pipeline(
         config.database_path,

@@ -28,6 +28,7 @@ __all__ = [
     "ChannelRef",
     "ChannelSettings",
     "WatchedChannel",
+    "WatcherHealth",
     "parse_channel_ref",
     "parse_channels",
 ]
@@ -201,3 +202,13 @@ class WatchedChannel:
         if self.username:
             return f"@{self.username}"
         return self.title or self.ref
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherHealth:
+    """Whether the watcher is connected, and each channel's last post and last error."""
+
+    connected: bool
+    listening: bool  # caught up and following live posts
+    since: datetime | None  # connected or disconnected since
+    channels: tuple[WatchedChannel, ...]

@@ -20,7 +20,6 @@ from bot.evaluate import evaluate, load_labels, load_watch, write_report
 from bot.logging_setup import configure_logging
 from bot.replay import DeliveryPreview, JsonlWriter, SummaryWriter, replay
 from bot.review import add_review_parser, cmd_review
-from bot.watcher import login
 
 __all__ = ["main"]
 
@@ -170,6 +169,8 @@ def _cmd_login(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError(problems)
     assert config.telegram_api_id is not None
+    from bot.watcher import login  # lazily: Telethon is loaded only to log in or run
+
     session = asyncio.run(
         login(
             config.telegram_api_id,

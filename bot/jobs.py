@@ -32,9 +32,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.alerts import AlertTexts
+from bot.channels import WatcherHealth
 from bot.delivery import Deliverer
 from bot.pipeline import Pipeline
-from bot.watcher import WatcherHealth
 from storage.alerts import OutboxRepo, SubscriberRepo
 from storage.db import Database
 from storage.incidents import IncidentRepo

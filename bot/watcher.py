@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 from telethon import TelegramClient, errors, events, functions, types
 from telethon.sessions import StringSession
 
-from bot.channels import WatchedChannel
+from bot.channels import WatchedChannel, WatcherHealth
 from bot.errors import LoginRequired, SkywatchError
 from bot.models import Post
 from storage.channels import ChannelRepo, StateRepo
@@ -105,16 +105,6 @@ class CatchUp:
     recovered: int = 0  # of them, posts not processed before
     beyond: int = 0  # messages older than the bounds, left unread (approximate: ids)
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WatcherHealth:
-    """Whether the watcher is connected, and each channel's last post and last error."""
-
-    connected: bool
-    listening: bool  # caught up and following live posts
-    since: datetime | None  # connected or disconnected since
-    channels: tuple[WatchedChannel, ...]
 
 
 @dataclass(slots=True)

@@ -31,11 +31,11 @@ from typing import Protocol
 
 from bot.alerts import AlertTexts
 from bot.botapi import Keyboard
+from bot.channels import WatcherHealth
 from bot.gazetteer import Gazetteer
 from bot.models import Subscriber
 from bot.phrases import LANGUAGES, Phrases
 from bot.updates import Incoming
-from bot.watcher import WatcherHealth
 from storage.alerts import SubscriberRepo
 from storage.channels import ChannelRepo, StateRepo
 from storage.db import Database
