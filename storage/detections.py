@@ -24,6 +24,11 @@ class StoredDetection:
     detection: Detection
 
 
+def _json(values: Sequence[object]) -> str:
+    """Return a JSON array; most posts have nothing to say, so skip the encoder then."""
+    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
+
+
 class DetectionRepo:
     """Detections table."""
 
@@ -43,11 +48,11 @@ class DetectionRepo:
                     int(detection.alert),
                     int(flagged),
                     int(detection.all_clear),
-                    json.dumps(list(detection.kinds)),
-                    json.dumps(list(detection.regions)),
+                    _json(detection.kinds),
+                    _json(detection.regions),
                     detection.score,
-                    json.dumps(list(detection.rejected)),
-                    json.dumps([e.as_dict() for e in detection.evidence], ensure_ascii=False),
+                    _json(detection.rejected),
+                    _json([e.as_dict() for e in detection.evidence]),
                     int(now.timestamp()),
                 )
                 for channel_id, message_id, detection, flagged in rows
