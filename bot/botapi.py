@@ -245,6 +245,11 @@ class BotApi:
         )
         return list(result) if isinstance(result, list) else []
 
+    async def chat_admin(self, chat_id: int, user_id: int) -> bool:
+        """Return True when the user is an administrator or the creator of the chat."""
+        member = await self.call("getChatMember", {"chat_id": chat_id, "user_id": user_id})
+        return isinstance(member, dict) and member.get("status") in ("creator", "administrator")
+
     async def answer_callback_query(self, callback_id: str, text: str | None = None) -> None:
         """Stop a button's spinner, showing `text` briefly if given."""
         params: dict[str, Any] = {"callback_query_id": callback_id}

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +50,8 @@ RETRY_BASE = 1.0  # seconds after a network error, doubled up to RETRY_MAX
 RETRY_MAX = 60.0
 FAILED_UPDATE_PAUSE = 5.0  # seconds before an update whose transaction failed is retried
 FAILED_UPDATE_TRIES = 5  # then it is skipped (logged with its id), so others are not held
+ADMIN_TTL = 300.0  # seconds a group admin answer is trusted
+MAX_ADMIN_ANSWERS = 10_000
 
 
 class Poller:
@@ -73,6 +77,7 @@ class Poller:
         self.sleep = sleep
         self.state = StateRepo(db)
         self._failures: dict[int, int] = {}  # update id → failed transactions
+        self._admins: dict[tuple[int, int], tuple[float, bool]] = {}  # (chat, user) → until, is
 
     async def run(self) -> None:
         """Learn the bot's username, publish the command menu, then poll until cancelled."""
@@ -119,6 +124,7 @@ class Poller:
             return offset
         if update.update_id < offset:
             return offset  # already handled (Telegram repeats until confirmed)
+        update = await self._with_admin(update)
         try:
             async with self.db.transaction():
                 result = await self.dispatcher.handle(update)
@@ -144,6 +150,32 @@ class Poller:
         await self._answer(update, result)
         await self._send(update, result.replies)
         return update.update_id + 1
+
+    async def _with_admin(self, update: Incoming) -> Incoming:
+        """Ask Telegram, before the transaction, whether a group's sender administers it.
+
+        Only for what may change the group's subscription (a command or a button); an
+        answer is remembered for ADMIN_TTL. Unknown (None) when Telegram cannot say.
+        """
+        if update.chat_type not in ("group", "supergroup") or update.chat_id is None:
+            return update
+        if update.user_id is None or not (
+            update.kind == "callback" or update.text.startswith("/")
+        ):
+            return update
+        key = (update.chat_id, update.user_id)
+        now = time.monotonic()
+        known = self._admins.get(key)
+        if known is None or known[0] < now:
+            try:
+                admin = await self.api.chat_admin(*key)
+            except BotApiError as err:
+                log.warning("chat %s: cannot tell whether user %s is an admin: %s", *key, err)
+                return update
+            if len(self._admins) > MAX_ADMIN_ANSWERS:
+                self._admins.clear()
+            known = self._admins[key] = (now + ADMIN_TTL, admin)
+        return replace(update, admin=known[1])
 
     async def _skip(self, update_id: int) -> int | None:
         """Store the offset past an update that cannot be handled."""

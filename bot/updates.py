@@ -22,6 +22,7 @@ class Incoming:
     message_id: int | None = None  # the message, or the one whose button was pressed
     callback_id: str | None = None
     data: str | None = None  # a button's callback data
+    admin: bool | None = None  # in a group: whether the sender administers it (if asked)
 
 
 def _int(value: Any) -> int | None:

@@ -44,9 +44,16 @@ def _regions_text(ctx: Context, regions: tuple[str, ...] | None) -> str:
     return ", ".join(texts.region_name(code, ctx.language) for code in regions) or "—"
 
 
+def _may_change(ctx: Context) -> None:
+    """Let only a group's admins change its subscription (Telegram said who they are)."""
+    if ctx.update.chat_type in ("group", "supergroup") and ctx.update.admin is False:
+        raise UsageError(ctx.say("admins_only"))
+
+
 def _subscribed(ctx: Context) -> Subscriber:
     if ctx.subscriber is None or not ctx.subscriber.active:
         raise UsageError(ctx.say("need_start"))
+    _may_change(ctx)
     return ctx.subscriber
 
 
@@ -62,6 +69,7 @@ async def cmd_start(ctx: Context) -> Reply:
         return Reply(
             html.escape(ctx.say("start.again", regions=_regions_text(ctx, current.regions)))
         )
+    _may_change(ctx)
     kind = ctx.update.chat_type if ctx.update.chat_type in _CHAT_KINDS else "private"
     subscriber = (
         replace(current, active=True, kind=kind)
@@ -77,6 +85,7 @@ async def cmd_stop(ctx: Context) -> Reply:
     """Unsubscribe the chat (its settings are kept for a later /start)."""
     if ctx.subscriber is None or not ctx.subscriber.active:
         return Reply(html.escape(ctx.say("stop.not")))
+    _may_change(ctx)
     await ctx.services.subscribers.deactivate(ctx.chat_id, "unsubscribed (/stop)", ctx.now)
     return Reply(html.escape(ctx.say("stop")))
 

@@ -62,6 +62,10 @@ PAUSED = (
 @pytest.fixture
 def api() -> Iterator[FakeBotApi]:
     with FakeBotApi(TOKEN, enforce_limits=False) as server:
+        # The group's admins: they may change its subscription.
+        for user in (USER, OTHER, OPERATOR, 44):
+            server.set_admin(GROUP, user)
+        server.set_admin(-4242, OTHER, "creator")
         yield server
 
 
@@ -106,6 +110,21 @@ async def test_start_subscribes_a_private_chat_and_stop_unsubscribes_it(bot: Cha
     # Back again: the chat keeps its settings.
     assert (await bot.say("/start")).startswith("You are subscribed to alerts.")
     assert await bot.subscriber() == Subscriber(USER, kind="private", language="en")
+
+
+async def test_only_a_groups_admins_change_its_subscription(bot: ChatBot, api: FakeBotApi) -> None:
+    refused = "В группе это могут только её администраторы."
+    assert await bot.say("/start", chat=-777, chat_type="group", user=45) == refused
+    assert await bot.subscriber(-777) is None
+    api.set_admin(-777, 46)
+    assert await bot.say("/start", chat=-777, chat_type="group", user=46) == STARTED
+    assert await bot.say("/stop", chat=-777, chat_type="group", user=45) == refused
+    assert await bot.say("/mute 2h", chat=-777, chat_type="group", user=45) == refused
+    assert (await bot.say("/status", chat=-777, chat_type="group", user=45)).startswith(
+        "За последние сутки"
+    )  # reading is for everyone
+    subscriber = await bot.subscriber(-777)
+    assert subscriber is not None and subscriber.active and subscriber.muted_until is None
 
 
 async def test_start_in_a_group_subscribes_the_group_in_its_members_language(

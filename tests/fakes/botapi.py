@@ -12,7 +12,8 @@ JSON shapes. Tests then read back what the bot sent, or script failures::
 
 Only the standard library is used: `ThreadingHTTPServer` in a daemon thread, all state behind
 one lock. Methods served: getMe, sendMessage, editMessageText, deleteMessage, getUpdates,
-setMyCommands, getMyCommands, deleteMyCommands, answerCallbackQuery, deleteWebhook.
+setMyCommands, getMyCommands, deleteMyCommands, answerCallbackQuery, getChatMember (`set_admin`),
+deleteWebhook.
 """
 
 from __future__ import annotations
@@ -614,6 +615,7 @@ class FakeBotApi:
         self._poll_generation = 0
         self._polls_waiting = 0
         self._commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._admins: dict[int, dict[int, str]] = {}  # chat → user → creator | administrator
 
         methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self._get_me,
@@ -625,6 +627,7 @@ class FakeBotApi:
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
             "answerCallbackQuery": self._answer_callback_query,
+            "getChatMember": self._get_chat_member,
             "deleteWebhook": self._delete_webhook,
         }
         # Bot API method names are case-insensitive; requests are logged under these names.
@@ -703,6 +706,11 @@ class FakeBotApi:
             chat = self._chats.setdefault(chat_id, _Chat(chat_id, kind))
             chat.kind = kind
             chat.blocked = None
+
+    def set_admin(self, chat_id: int, user_id: int, status: str = "administrator") -> None:
+        """Make a user an admin ("administrator" or "creator") of a group or channel."""
+        with self._lock:
+            self._admins.setdefault(chat_id, {})[user_id] = status
 
     def block(self, chat_id: int, reason: BlockReason = "blocked") -> None:
         """Make the chat refuse the bot: blocked by the user, bot kicked, or user deleted."""
@@ -1067,6 +1075,15 @@ class FakeBotApi:
         with self._lock:
             self._commands.pop(key, None)
         return True
+
+    def _get_chat_member(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = _int_param(params, "chat_id")
+        user_id = _int_param(params, "user_id")
+        if chat_id is None or user_id is None:
+            raise _bad_request("chat_id and user_id are required")
+        with self._lock:
+            status = self._admins.get(chat_id, {}).get(user_id, "member")
+        return {"status": status, "user": {"id": user_id, "is_bot": False, "first_name": "U"}}
 
     def _answer_callback_query(self, params: dict[str, Any]) -> bool:
         return True
