@@ -20,6 +20,7 @@ HOLDOUT = DATA / "holdout"
 FRESH = DATA / "fresh"
 FRESH2 = DATA / "fresh2"
 FRESH3 = DATA / "fresh3"
+FRESH4 = DATA / "fresh4"
 POST_DATE = datetime(2025, 3, 4, 2, 30, tzinfo=UTC)
 
 

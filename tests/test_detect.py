@@ -303,3 +303,23 @@ def test_evidence_of_a_symbol_term_is_the_symbol(detector: Detector) -> None:
     detection = detector.detect("Таганрог: снова бахнуло 💥")
     [bang] = [e for e in detection.evidence if e.start == 24]
     assert (bang.text, bang.end, bang.kind) == ("💥", 25, "explosion")
+
+
+def test_guided_bombs_and_slang_for_shaheds(detector: Detector) -> None:
+    assert detector.detect(
+        "Пуски КАБів на Сумщину! Краснопільська громада — в укриття."
+    ).kinds == ("missile",)
+    assert detector.detect("Guided bombs (KABs) hit the outskirts of Sumy").kinds == ("missile",)
+    assert "drone" in detector.detect("Мопеди курсом на Коростень! Житомирщина — увага.").kinds
+
+
+def test_planned_demolitions_and_fundraisers_are_not_reports(detector: Detector) -> None:
+    for text in (
+        "У Житомирі ДСНС проводитиме планове знищення вибухонебезпечних предметів — будуть "
+        "чути вибухи, не хвилюйтеся.",
+        "Збір на дрони-перехоплювачі для ППО Сумщини: залишилось 120 тис. грн",
+    ):
+        assert not detector.detect(text).alert, text
+    # A real report that ends with a donation link is still one.
+    report = detector.detect("Вибухи в Сумах, працює ППО.\nЗбір на дрони: monobank.ua/jar/1")
+    assert report.alert and report.regions == ("UA-59",)
