@@ -84,20 +84,6 @@ def _split(raw: str) -> list[str]:
     return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
 
 
-def _whole(name: str, raw: str, default: int, low: int, high: int, problems: list[str]) -> int:
-    """Read a whole number setting, or note the problem and return the default."""
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError
-    except ValueError:
-        problems.append(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
-        return default
-    return value
-
-
 def load_config(
     env: Mapping[str, str] | None = None,
     *,
@@ -178,20 +164,30 @@ def load_config(
     channels, channel_problems = parse_channels(get("CHANNELS"), resolve_region)
     problems += channel_problems
 
-    def duration(
-        name: str, unit: timedelta, default: timedelta, low: float, high: float
-    ) -> timedelta:
+    def number(name: str, low: float, high: float, *, whole: bool = False) -> float | None:
+        """Return a numeric setting; None when unset or malformed (then noted)."""
         raw = get(name)
         if not raw:
-            return default
+            return None
         try:
-            value = float(raw)
+            value = int(raw) if whole else float(raw)
             if not low <= value <= high:
                 raise ValueError
         except ValueError:
-            problems.append(f"{name} must be a number from {low:g} to {high:g}, got {raw!r}")
-            return default
-        return value * unit
+            what = "a whole number" if whole else "a number"
+            problems.append(f"{name} must be {what} from {low:g} to {high:g}, got {raw!r}")
+            return None
+        return value
+
+    def duration(
+        name: str, unit: timedelta, default: timedelta, low: float, high: float
+    ) -> timedelta:
+        value = number(name, low, high)
+        return default if value is None else value * unit
+
+    def whole(name: str, default: int, low: int, high: int) -> int:
+        value = number(name, low, high, whole=True)
+        return default if value is None else int(value)
 
     grouping = GroupingSettings(
         quiet_gap=duration("INCIDENT_QUIET_HOURS", timedelta(hours=1), QUIET_GAP, 0.25, 48),
@@ -201,9 +197,7 @@ def load_config(
     catchup_max_age = duration(
         "CATCHUP_MAX_HOURS", timedelta(hours=1), DEFAULT_CATCHUP_AGE, 0, 24 * 14
     )
-    catchup_max_posts = _whole(
-        "CATCHUP_MAX_POSTS", get("CATCHUP_MAX_POSTS"), DEFAULT_CATCHUP_POSTS, 1, 100_000, problems
-    )
+    catchup_max_posts = whole("CATCHUP_MAX_POSTS", DEFAULT_CATCHUP_POSTS, 1, 100_000)
     late_after = duration(
         "LATE_ALERT_MINUTES", timedelta(minutes=1), DEFAULT_LATE_AFTER, 1, 24 * 60
     )
@@ -212,10 +206,8 @@ def load_config(
         problems.append(f"LATE_ALERTS must be 'mark' or 'suppress', got {late_alerts!r}")
 
     retention = duration("RETENTION_DAYS", timedelta(days=1), DEFAULT_RETENTION, 1, 3650)
-    backup_keep = _whole("BACKUP_KEEP", get("BACKUP_KEEP"), DEFAULT_BACKUP_KEEP, 1, 365, problems)
-    health_port = _whole(
-        "HEALTH_PORT", get("HEALTH_PORT"), DEFAULT_HEALTH_PORT, 0, 65535, problems
-    )
+    backup_keep = whole("BACKUP_KEEP", DEFAULT_BACKUP_KEEP, 1, 365)
+    health_port = whole("HEALTH_PORT", DEFAULT_HEALTH_PORT, 0, 65535)
     health_host = get("HEALTH_HOST", "127.0.0.1") or "127.0.0.1"
 
     zone_name = get("ALERT_TIMEZONE", DEFAULT_ALERT_TIMEZONE) or DEFAULT_ALERT_TIMEZONE

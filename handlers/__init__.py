@@ -8,9 +8,9 @@ registered (`operator=True`) and enforced once, by `handlers.router.Dispatcher`.
 from __future__ import annotations
 
 from handlers import operators, subscribers
-from handlers.router import Command, Router
+from handlers.router import Router
 
-__all__ = ["build_router", "menu"]
+__all__ = ["build_router"]
 
 
 def build_router() -> Router:
@@ -19,8 +19,3 @@ def build_router() -> Router:
     router.include(subscribers.router)
     router.include(operators.router)
     return router
-
-
-def menu(router: Router, *, operator: bool) -> list[Command]:
-    """Return the commands of the command menu: subscribers', or everything for operators."""
-    return [c for c in router.commands.values() if operator or not c.operator]

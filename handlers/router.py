@@ -257,12 +257,13 @@ class Dispatcher:
         if update.kind == "edited":
             log.info("edited command ignored (chat %s, user %s)", update.chat_id, update.user_id)
             return result
+        if update.kind not in ("message", "callback"):
+            return result
+        subscriber = await self.services.subscribers.get(update.chat_id)  # read once
+        language = _language(update, subscriber)
         if update.kind == "callback":
-            await self._callback(update, result)
+            await self._callback(update, language, subscriber, result)
             return result
-        if update.kind != "message":
-            return result
-        language = await self._language(update)
         text = clean(update.text[: MAX_INPUT + 1])
         parsed = parse_command(text, self.bot_username)
         if parsed is None and (text.startswith("/") or update.chat_type != "private"):
@@ -281,11 +282,38 @@ class Dispatcher:
             if update.text.strip():
                 result.replies.append(Reply(self.services.phrases("not_command", language)))
             return result
-        await self._command(update, *parsed, language, result)
+        await self._command(update, *parsed, language, subscriber, result)
         return result
 
+    def _context(
+        self,
+        update: Incoming,
+        command: str,
+        args: str,
+        language: str,
+        subscriber: Subscriber | None,
+    ) -> Context:
+        assert update.user_id is not None
+        operator = update.user_id in self.services.operator_ids
+        return Context(
+            update,
+            command,
+            args,
+            self.services,
+            language,
+            operator,
+            self.services.clock(),
+            subscriber,
+        )
+
     async def _command(
-        self, update: Incoming, name: str, args: str, language: str, result: Result
+        self,
+        update: Incoming,
+        name: str,
+        args: str,
+        language: str,
+        subscriber: Subscriber | None,
+        result: Result,
     ) -> None:
         services = self.services
         assert update.user_id is not None and update.chat_id is not None
@@ -302,16 +330,7 @@ class Dispatcher:
             await self._audit(update, name, args, "refused", "not a private chat")
             result.replies.append(Reply(PRIVATE_ONLY))
             return
-        ctx = Context(
-            update,
-            name,
-            args,
-            services,
-            "en" if command.operator else language,
-            operator,
-            services.clock(),
-            await services.subscribers.get(update.chat_id),
-        )
+        ctx = self._context(update, name, args, "en" if command.operator else language, subscriber)
         outcome, detail = "ok", ""
         try:
             async with services.db.savepoint("command"):
@@ -330,24 +349,15 @@ class Dispatcher:
         result.replies += _as_list(replies)
         result.after_commit += ctx.after_commit
 
-    async def _callback(self, update: Incoming, result: Result) -> None:
+    async def _callback(
+        self, update: Incoming, language: str, subscriber: Subscriber | None, result: Result
+    ) -> None:
         prefix = (update.data or "").partition(":")[0]
         handler = self.router.callbacks.get(prefix)
-        language = await self._language(update)
         result.callback_answer = ""
         if handler is None or self._flooding(update.user_id or 0):
             return
-        assert update.chat_id is not None and update.user_id is not None
-        ctx = Context(
-            update,
-            prefix,
-            update.data or "",
-            self.services,
-            language,
-            update.user_id in self.services.operator_ids,
-            self.services.clock(),
-            await self.services.subscribers.get(update.chat_id),
-        )
+        ctx = self._context(update, prefix, update.data or "", language, subscriber)
         try:
             async with self.services.db.savepoint("button"):
                 replies = await handler(ctx)
@@ -360,15 +370,6 @@ class Dispatcher:
             return
         result.replies += _as_list(replies)
         result.after_commit += ctx.after_commit
-
-    async def _language(self, update: Incoming) -> str:
-        """Return the chat's language: its subscription's, else the user's, else Russian."""
-        if update.chat_id is not None:
-            subscriber = await self.services.subscribers.get(update.chat_id)
-            if subscriber is not None:
-                return subscriber.language
-        code = (update.language or "").split("-")[0].lower()
-        return code if code in LANGUAGES else "ru"
 
     def _flooding(self, user_id: int) -> bool:
         now = self.monotonic()
@@ -395,6 +396,14 @@ class Dispatcher:
                 detail,
             )
         )
+
+
+def _language(update: Incoming, subscriber: Subscriber | None) -> str:
+    """Return the chat's language: its subscription's, else the user's, else Russian."""
+    if subscriber is not None:
+        return subscriber.language
+    code = (update.language or "").split("-")[0].lower()
+    return code if code in LANGUAGES else "ru"
 
 
 def _as_list(replies: Replies) -> list[Reply]:

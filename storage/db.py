@@ -58,10 +58,15 @@ def _backup(source: str, target: Path) -> None:
 
 
 class Database:
-    """An open database; use as `async with Database(path) as db:`."""
+    """An open database; use as `async with Database(path) as db:`.
 
-    def __init__(self, path: str | Path) -> None:
+    With `read_only`, an existing file is opened as it is (never created or migrated, its
+    schema must be current) and every write through the connection fails.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
+        self.read_only = read_only
         self._conn: aiosqlite.Connection | None = None
         # One connection is shared by the pipeline and the delivery loop: a task's
         # transaction must never take in another task's statements. The task holding the
@@ -77,7 +82,9 @@ class Database:
         return self._conn
 
     async def __aenter__(self) -> Database:
-        if self.path != ":memory:":
+        if self.read_only and not Path(self.path).is_file():
+            raise StorageError(f"no database at {self.path}")
+        if self.path != ":memory:" and not self.read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -85,7 +92,11 @@ class Database:
             await self._conn.execute("PRAGMA journal_mode = WAL")
             await self._conn.execute("PRAGMA synchronous = NORMAL")
             await self._conn.execute("PRAGMA foreign_keys = ON")
-            await self._migrate()
+            if self.read_only:
+                await self._check_current()
+                await self._conn.execute("PRAGMA query_only = ON")
+            else:
+                await self._migrate()
         except (sqlite3.Error, OSError) as err:
             await self.close()
             raise StorageError(f"cannot open database {self.path}: {err}") from err
@@ -125,14 +136,30 @@ class Database:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    def _too_new(self, current: int, known: int) -> StorageError:
+        return StorageError(
+            f"database schema {current} is newer than this version of skywatch knows "
+            f"({known}); upgrade skywatch"
+        )
+
+    async def _check_current(self) -> None:
+        """Refuse a database whose schema is not this version's (read-only: no migrating)."""
+        current, expected = await self.schema_version(), len(migrations())
+        if current == 0:
+            raise StorageError(f"{self.path} is not a skywatch database (no schema)")
+        if current < expected:
+            raise StorageError(
+                f"database {self.path} has schema {current}, this skywatch expects {expected};"
+                " start the service once to upgrade it (review never writes)"
+            )
+        if current > expected:
+            raise self._too_new(current, expected)
+
     async def _migrate(self) -> None:
         current = await self.schema_version()
         available = migrations()
         if current > len(available):
-            raise StorageError(
-                f"database schema {current} is newer than this version of skywatch knows "
-                f"({len(available)}); upgrade skywatch"
-            )
+            raise self._too_new(current, len(available))
         for version, name, sql in available[current:]:
             log.info("applying migration %s", name)
             # executescript commits first; the script itself is one transaction.

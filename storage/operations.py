@@ -165,9 +165,7 @@ class StatsRepo:
                 " AND updated_at >= ?",
                 (at,),
             ),
-            queued=await _one(
-                self.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')"
-            ),
+            queued=await self.queued(),
             failed_posts=await _one(
                 self.db, "SELECT count(*) FROM watch_failures WHERE given_up = 0"
             ),

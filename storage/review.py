@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import StorageError
-from storage.db import Database, migrations
+from storage.db import Database
 
 __all__ = [
     "ChannelCount",
@@ -50,35 +50,13 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class _ReadOnlyDatabase(Database):
-    """A Database that refuses to migrate: review never changes the schema."""
-
-    async def _migrate(self) -> None:
-        current = await self.schema_version()
-        expected = len(migrations())
-        if current == 0:
-            raise StorageError(f"{self.path} is not a skywatch database (no schema)")
-        if current < expected:
-            raise StorageError(
-                f"database {self.path} has schema {current}, this skywatch expects {expected};"
-                " start the service once to upgrade it (review never writes)"
-            )
-        if current > expected:
-            raise StorageError(
-                f"database schema {current} is newer than this version of skywatch knows "
-                f"({expected}); upgrade skywatch"
-            )
-        # Any write through this connection now fails instead of changing the file.
-        await self.conn.execute("PRAGMA query_only = ON")
-
-
 @asynccontextmanager
 async def open_read_only(path: str | Path) -> AsyncIterator[Database]:
     """Open an existing database for reading; never create, migrate or write it."""
     file = Path(path)
     if not file.is_file():
         raise StorageError(f"no database at {file} (give --db PATH or set DATABASE_PATH)")
-    async with _ReadOnlyDatabase(file) as db:
+    async with Database(file, read_only=True) as db:
         yield db
 
 
